@@ -1,0 +1,96 @@
+//! The command line: commands and flags, nothing else.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::progress::ProgressMode;
+
+/// A real multi-node Apache Spark cluster with Jupyter on your own machine.
+#[derive(Debug, Parser)]
+#[command(name = "sparkbox", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Show detailed logs (the full build output, engine calls).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// How to show progress: auto (live on a terminal, plain lines otherwise), tty, plain, quiet.
+    #[arg(long, global = true, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The sparkbox commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build the jupyter-spark image (once; later runs find it up to date).
+    Build(BuildArgs),
+    /// Manage sparkbox images.
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Print the supported Spark versions and what each pins.
+    Versions,
+}
+
+/// Flags that choose what image is built.
+#[derive(Debug, Clone, Args, Default)]
+pub struct ImageArgs {
+    /// Spark release to run (a supported one, e.g. 4.0.1, or a line like 3.5).
+    #[arg(long, value_name = "VERSION")]
+    pub spark_version: Option<String>,
+
+    /// Base image for the build (default debian:bookworm-slim; made offline with debootstrap when it cannot be pulled).
+    #[arg(long, value_name = "IMAGE")]
+    pub base_image: Option<String>,
+
+    /// Debian mirror for making the base image offline (default: the host's apt configuration).
+    #[arg(long, value_name = "URL")]
+    pub debian_mirror: Option<String>,
+
+    /// CA bundle that apt and pip trust during the build (default: SSL_CERT_FILE, PIP_CERT, REQUESTS_CA_BUNDLE or the system bundle).
+    #[arg(long, value_name = "FILE")]
+    pub ca_bundle: Option<PathBuf>,
+
+    /// An extra Python package for every container (repeatable), e.g. --python-package polars==1.9.0.
+    #[arg(long = "python-package", value_name = "SPEC")]
+    pub python_packages: Vec<String>,
+}
+
+/// `sparkbox build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// What to build.
+    #[command(flatten)]
+    pub image: ImageArgs,
+
+    /// Build even if an up-to-date image exists (the layer cache is still used).
+    #[arg(long)]
+    pub force: bool,
+
+    /// Ignore the builder's layer cache (implies --force).
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+/// `sparkbox image …`.
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Make sure the base image exists: present, pulled, or made offline with debootstrap.
+    Base {
+        /// Base image reference.
+        #[arg(long, value_name = "IMAGE")]
+        base_image: Option<String>,
+        /// Debian mirror (default: the host's apt configuration).
+        #[arg(long, value_name = "URL")]
+        debian_mirror: Option<String>,
+    },
+    /// Print the tag the image for these settings has, and whether it exists.
+    Tag {
+        /// What image.
+        #[command(flatten)]
+        image: ImageArgs,
+    },
+}

@@ -1,0 +1,102 @@
+//! `sparkbox build`, `sparkbox image base|tag`, `sparkbox versions`.
+
+use std::time::Instant;
+
+use crate::base;
+use crate::cli::{BuildArgs, ImageArgs};
+use crate::engine::{DockerEngine, Engine};
+use crate::error::Result;
+use crate::image::{self, BuildSettings, ImageRecipe};
+use crate::progress::Progress;
+use crate::versions::{self, VERSION_KEYS};
+
+/// The recipe for `args`, validated before any engine call.
+pub fn recipe_from(args: &ImageArgs) -> Result<ImageRecipe> {
+    let entry = match &args.spark_version {
+        Some(v) => versions::lookup(v)?,
+        None => versions::default_entry(),
+    };
+    ImageRecipe::new(entry, args.base_image.clone(), args.python_packages.clone())
+}
+
+/// The host settings for `args`.
+pub fn settings_from(args: &ImageArgs, force: bool, no_cache: bool) -> BuildSettings {
+    BuildSettings {
+        ca_bundle: args.ca_bundle.clone(),
+        debian_mirror: args.debian_mirror.clone(),
+        force: force || no_cache,
+        no_cache,
+    }
+}
+
+/// `sparkbox build`.
+pub async fn run(args: BuildArgs, progress: &Progress) -> Result<()> {
+    let started = Instant::now();
+    let recipe = recipe_from(&args.image)?;
+    let settings = settings_from(&args.image, args.force, args.no_cache);
+    // A user-given CA bundle is checked before anything slow happens.
+    image::find_ca_bundle(settings.ca_bundle.as_deref())?;
+    let engine = DockerEngine::connect().await?;
+    let built = image::ensure_image(&engine, &recipe, &settings, progress).await?;
+    progress.finish();
+    if built.built {
+        println!(
+            "built {} ({}) in {:.1}s",
+            built.tag,
+            image::human_size(built.size),
+            started.elapsed().as_secs_f64()
+        );
+        print_measured(&built.versions);
+    } else {
+        println!(
+            "{} is up to date (Spark {}); nothing to build — pass --force to rebuild",
+            built.tag, recipe.entry.spark
+        );
+    }
+    Ok(())
+}
+
+fn print_measured(measured: &versions::Versions) {
+    for key in VERSION_KEYS {
+        println!("  {key:<11} {}", measured.get(key).unwrap_or("?"));
+    }
+    for (name, v) in &measured.extra {
+        println!("  {name:<11} {v}");
+    }
+}
+
+/// `sparkbox image base`.
+pub async fn run_base(
+    base_image: Option<String>,
+    debian_mirror: Option<String>,
+    progress: &Progress,
+) -> Result<()> {
+    let reference = base_image.unwrap_or_else(|| base::DEFAULT_BASE_IMAGE.to_string());
+    let engine = DockerEngine::connect().await?;
+    base::ensure_base_image(&engine, &reference, debian_mirror.as_deref(), progress).await?;
+    progress.finish();
+    println!("base image {reference} is present");
+    Ok(())
+}
+
+/// `sparkbox image tag`.
+pub async fn run_tag(args: ImageArgs) -> Result<()> {
+    let recipe = recipe_from(&args)?;
+    let tag = recipe.tag();
+    let engine = DockerEngine::connect().await?;
+    let present = engine.image(&tag).await?.is_some();
+    println!("{tag} {}", if present { "present" } else { "missing" });
+    Ok(())
+}
+
+/// `sparkbox versions`.
+pub fn print_versions() {
+    for (i, entry) in versions::MATRIX.iter().enumerate() {
+        let default = if i == 0 { " (default)" } else { "" };
+        println!("Spark {}{default}", entry.spark);
+        let expected = entry.expected();
+        for key in VERSION_KEYS {
+            println!("  {key:<11} {}", expected.get(key).unwrap_or("?"));
+        }
+    }
+}

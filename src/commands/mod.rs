@@ -1,0 +1,24 @@
+//! One module per subcommand: parse → plan → execute → report.
+
+pub mod build;
+
+use crate::cli::{Cli, Command, ImageCommand};
+use crate::error::Result;
+use crate::progress::Progress;
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    let progress = Progress::new(cli.progress, cli.verbose > 0);
+    match cli.command {
+        Command::Build(args) => build::run(args, &progress).await,
+        Command::Image(ImageCommand::Base {
+            base_image,
+            debian_mirror,
+        }) => build::run_base(base_image, debian_mirror, &progress).await,
+        Command::Image(ImageCommand::Tag { image }) => build::run_tag(image).await,
+        Command::Versions => {
+            build::print_versions();
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! The one error type at the library boundary: each variant says what failed,
+//! on which object, and what to do about it, and maps to a documented exit code.
+
+use std::path::PathBuf;
+
+/// Everything sparkbox can fail with, worded for the person at the terminal.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The Docker engine did not answer at all.
+    #[error(
+        "cannot reach the Docker engine at {host}: {detail} — start Docker (e.g. `systemctl start docker`) or point DOCKER_HOST at a running engine"
+    )]
+    DockerUnreachable { host: String, detail: String },
+
+    /// The socket exists but this user may not use it.
+    #[error(
+        "permission denied on the Docker socket {host} — add your user to the `docker` group (`usermod -aG docker $USER`, then log in again) or run sparkbox as root"
+    )]
+    DockerPermission { host: String },
+
+    /// `--spark-version` names a release that is not in the version matrix.
+    #[error("Spark {given} is not supported — choose one of: {supported} (`sparkbox build --spark-version VERSION`)")]
+    UnknownSparkVersion { given: String, supported: String },
+
+    /// A user-given value is wrong; the message names the value and the fix.
+    #[error("{0}")]
+    InvalidInput(String),
+
+    /// The engine's disk (or the temporary directory) is full.
+    #[error("no space left on the Docker engine's disk while {during} — free space (e.g. `docker system prune`, or remove old images with `docker image ls sparkbox/jupyter-spark`) and run the command again")]
+    DiskFull { during: String },
+
+    /// A step of the image build failed; `tail` holds that step's last lines.
+    #[error("building {image} failed at {step}: {message}\n--- last lines of that step ---\n{tail}\n--- rerun with -v for the full build log")]
+    BuildFailed {
+        image: String,
+        step: String,
+        message: String,
+        tail: String,
+    },
+
+    /// What the image measured differs from the version matrix.
+    #[error("the image {image} does not contain the pinned versions:\n{differences}\nthe build was refused; check the version matrix or the extra packages")]
+    VersionMismatch { image: String, differences: String },
+
+    /// The base image is neither local, nor pullable, nor makeable offline.
+    #[error("the base image {image} is not present and could not be pulled ({pull_error}); making it offline failed too ({offline_error}) — either load it with `docker load -i FILE` (or `sparkbox image load`), or let sparkbox make it: install debootstrap (`apt-get install -y debootstrap`) and pass a reachable Debian mirror with --debian-mirror URL")]
+    BaseImageUnavailable {
+        image: String,
+        pull_error: String,
+        offline_error: String,
+    },
+
+    /// A file the user named could not be read.
+    #[error("cannot read {path}: {detail}")]
+    FileUnreadable { path: PathBuf, detail: String },
+
+    /// The engine answered with an error sparkbox has no better words for.
+    #[error("the Docker engine refused to {action}: {detail}")]
+    Engine { action: String, detail: String },
+
+    /// A readiness deadline passed.
+    #[error("{0}")]
+    NotReady(String),
+
+    /// Containers of one cluster run different versions.
+    #[error("{0}")]
+    ParityMismatch(String),
+
+    /// A port the user fixed is taken.
+    #[error("{0}")]
+    PortTaken(String),
+
+    /// The user pressed Ctrl-C.
+    #[error("interrupted — {0}")]
+    Interrupted(String),
+
+    /// Anything else that went wrong on this machine (not in the engine).
+    #[error("{0}")]
+    Io(String),
+}
+
+/// The short result type used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The process exit code for this error; the table is in the README.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::DockerUnreachable { .. } | Error::DockerPermission { .. } => 3,
+            Error::UnknownSparkVersion { .. } | Error::InvalidInput(_) => 4,
+            Error::FileUnreadable { .. } => 4,
+            Error::BuildFailed { .. }
+            | Error::VersionMismatch { .. }
+            | Error::BaseImageUnavailable { .. } => 5,
+            Error::DiskFull { .. } => 6,
+            Error::NotReady(_) => 7,
+            Error::ParityMismatch(_) => 8,
+            Error::PortTaken(_) => 9,
+            Error::Engine { .. } | Error::Io(_) => 1,
+            Error::Interrupted(_) => 130,
+        }
+    }
+
+    /// Classifies an engine error seen while doing `action`.
+    pub fn from_engine(action: impl Into<String>, err: bollard::errors::Error) -> Error {
+        let action = action.into();
+        let detail = err.to_string();
+        if is_disk_full(&detail) {
+            return Error::DiskFull { during: action };
+        }
+        Error::Engine { action, detail }
+    }
+}
+
+/// True when an engine or build message says the disk is full.
+pub fn is_disk_full(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    lower.contains("no space left on device") || lower.contains("disk quota exceeded")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_are_distinct_per_kind() {
+        let unreachable = Error::DockerUnreachable {
+            host: "x".into(),
+            detail: "y".into(),
+        };
+        let unknown = Error::UnknownSparkVersion {
+            given: "9".into(),
+            supported: "4.0.1".into(),
+        };
+        let disk = Error::DiskFull {
+            during: "building".into(),
+        };
+        assert_eq!(unreachable.exit_code(), 3);
+        assert_eq!(unknown.exit_code(), 4);
+        assert_eq!(disk.exit_code(), 6);
+    }
+
+    #[test]
+    fn disk_full_is_recognised_in_engine_messages() {
+        assert!(is_disk_full(
+            "write /var/lib/docker/tmp/x: no space left on device"
+        ));
+        assert!(!is_disk_full("permission denied"));
+    }
+}

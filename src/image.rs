@@ -1,0 +1,547 @@
+//! The jupyter-spark image: its recipe, content-hash tag, in-memory build
+//! context, the build itself, and the proof of what it contains.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::base;
+use crate::engine::{BuildEvent, BuildRequest, Engine};
+use crate::error::{Error, Result};
+use crate::labels;
+use crate::progress::Progress;
+use crate::versions::{self, VersionEntry, Versions};
+
+/// A file of images/jupyter-spark, embedded into the binary.
+pub struct EmbeddedFile {
+    /// Path inside the build context.
+    pub path: &'static str,
+    /// The file's bytes.
+    pub contents: &'static [u8],
+    /// Unix mode.
+    pub mode: u32,
+}
+
+include!(concat!(env!("OUT_DIR"), "/embedded_image_files.rs"));
+
+/// The repository every sparkbox image is tagged in.
+pub const IMAGE_REPOSITORY: &str = "sparkbox/jupyter-spark";
+
+/// The name the CA bundle has in the build context (never in the image).
+pub const CA_FILE_IN_CONTEXT: &str = "sparkbox-ca.crt";
+
+/// Where the image keeps its measured versions.
+pub const VERSIONS_FILE: &str = "/opt/sparkbox/versions.json";
+
+/// Proxy variables the builder treats as predefined (and keeps out of history).
+const PROXY_VARIABLES: [&str; 10] = [
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+/// Everything that shapes the image, and so its content hash.
+#[derive(Debug, Clone)]
+pub struct ImageRecipe {
+    /// The pinned versions.
+    pub entry: &'static VersionEntry,
+    /// The base image reference.
+    pub base_image: String,
+    /// Extra Python packages (pip requirement specs), installed in every container.
+    pub extra_packages: Vec<String>,
+}
+
+impl ImageRecipe {
+    /// A recipe after checking the extra package specs.
+    pub fn new(
+        entry: &'static VersionEntry,
+        base_image: Option<String>,
+        extra_packages: Vec<String>,
+    ) -> Result<ImageRecipe> {
+        for spec in &extra_packages {
+            validate_package_spec(spec)?;
+        }
+        let base_image = base_image.unwrap_or_else(|| base::DEFAULT_BASE_IMAGE.to_string());
+        if base_image.trim().is_empty() || base_image.contains(char::is_whitespace) {
+            return Err(Error::InvalidInput(format!(
+                "--base-image {base_image:?} is not an image reference — use e.g. {}",
+                base::DEFAULT_BASE_IMAGE
+            )));
+        }
+        Ok(ImageRecipe {
+            entry,
+            base_image,
+            extra_packages,
+        })
+    }
+
+    /// SHA-256 over the embedded files, the matrix entry, the base and the extras.
+    pub fn content_hash(&self) -> String {
+        let mut hasher = Sha256::new();
+        let mut files: Vec<&EmbeddedFile> = IMAGE_FILES.iter().collect();
+        files.sort_by_key(|f| f.path);
+        for f in files {
+            hasher.update(f.path.as_bytes());
+            hasher.update([0]);
+            hasher.update(f.mode.to_le_bytes());
+            hasher.update((f.contents.len() as u64).to_le_bytes());
+            hasher.update(f.contents);
+        }
+        hasher.update(serde_json::to_vec(self.entry).unwrap_or_default());
+        hasher.update(self.base_image.as_bytes());
+        let mut extras = self.extra_packages.clone();
+        extras.sort();
+        for e in extras {
+            hasher.update([0]);
+            hasher.update(e.as_bytes());
+        }
+        let digest = hasher.finalize();
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The tag: "sparkbox/jupyter-spark:<spark>-<12 hex of the content hash>".
+    pub fn tag(&self) -> String {
+        format!(
+            "{IMAGE_REPOSITORY}:{}-{}",
+            self.entry.spark,
+            &self.content_hash()[..12]
+        )
+    }
+
+    /// Names of the extra packages (without version specifiers).
+    pub fn extra_package_names(&self) -> Vec<String> {
+        self.extra_packages
+            .iter()
+            .map(|s| {
+                s.split(|c: char| "=<>!~[;".contains(c))
+                    .next()
+                    .unwrap_or(s)
+                    .trim()
+                    .to_string()
+            })
+            .collect()
+    }
+}
+
+/// A pip requirement spec is a name with optional extras and version
+/// specifiers; anything else (spaces, shell characters, URLs) is refused.
+pub fn validate_package_spec(spec: &str) -> Result<()> {
+    let ok_chars = spec
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._-[],=<>!~".contains(c));
+    let starts_ok = spec
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric());
+    if spec.is_empty() || !ok_chars || !starts_ok {
+        return Err(Error::InvalidInput(format!(
+            "python package {spec:?} is not a plain requirement — write it as NAME or NAME==VERSION (e.g. polars==1.9.0)"
+        )));
+    }
+    Ok(())
+}
+
+/// Host settings that reach the build but do not shape the image.
+#[derive(Debug, Clone, Default)]
+pub struct BuildSettings {
+    /// The CA bundle to trust during the build.
+    pub ca_bundle: Option<PathBuf>,
+    /// The Debian mirror for an offline base image.
+    pub debian_mirror: Option<String>,
+    /// Build even when the tag exists.
+    pub force: bool,
+    /// Ignore the builder's layer cache.
+    pub no_cache: bool,
+}
+
+/// Finds the CA bundle: the flag, then SSL_CERT_FILE, PIP_CERT,
+/// REQUESTS_CA_BUNDLE, then the usual system locations.
+pub fn find_ca_bundle(flag: Option<&Path>) -> Result<Option<PathBuf>> {
+    if let Some(path) = flag {
+        return match std::fs::metadata(path) {
+            Ok(m) if m.is_file() => Ok(Some(path.to_path_buf())),
+            Ok(_) => Err(Error::FileUnreadable {
+                path: path.to_path_buf(),
+                detail: "not a file — pass a PEM bundle to --ca-bundle".into(),
+            }),
+            Err(e) => Err(Error::FileUnreadable {
+                path: path.to_path_buf(),
+                detail: format!("{e} — pass a PEM bundle to --ca-bundle"),
+            }),
+        };
+    }
+    let from_env = ["SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE"]
+        .iter()
+        .filter_map(std::env::var_os)
+        .map(PathBuf::from);
+    let system = [
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/etc/pki/tls/certs/ca-bundle.crt",
+        "/etc/ssl/cert.pem",
+    ]
+    .iter()
+    .map(PathBuf::from);
+    Ok(from_env.chain(system).find(|p| p.is_file()))
+}
+
+/// The in-memory tar build context: the embedded files plus the CA bundle.
+pub fn build_context(ca_bundle: &[u8]) -> Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut add = |path: &str, contents: &[u8], mode: u32| -> Result<()> {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(contents.len() as u64);
+        header.set_mode(mode);
+        header.set_mtime(0);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, path, contents)
+            .map_err(|e| Error::Io(format!("cannot make the build context: {e}")))
+    };
+    for f in IMAGE_FILES {
+        add(f.path, f.contents, f.mode)?;
+    }
+    add(CA_FILE_IN_CONTEXT, ca_bundle, 0o644)?;
+    builder
+        .into_inner()
+        .map_err(|e| Error::Io(format!("cannot make the build context: {e}")))
+}
+
+/// The build arguments for `recipe`, with the host's proxy and index settings.
+pub fn build_args(recipe: &ImageRecipe) -> HashMap<String, String> {
+    let e = recipe.entry;
+    let expected = serde_json::to_string(&recipe.entry.expected()).unwrap_or_default();
+    let mut args: HashMap<String, String> = [
+        ("BASE_IMAGE", recipe.base_image.as_str()),
+        ("PYSPARK_VERSION", e.pyspark),
+        ("PY4J_VERSION", e.py4j),
+        ("NUMPY_VERSION", e.numpy),
+        ("PANDAS_VERSION", e.pandas),
+        ("PYARROW_VERSION", e.pyarrow),
+        ("JUPYTERLAB_VERSION", e.jupyterlab),
+        ("JAVA_PACKAGE", e.java_package),
+        ("EXPECTED_VERSIONS", expected.as_str()),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    args.insert(
+        "EXTRA_PYTHON_PACKAGES".into(),
+        recipe.extra_packages.join(" "),
+    );
+    args.insert(
+        "SPARKBOX_EXTRA_PACKAGES".into(),
+        recipe.extra_package_names().join(" "),
+    );
+    // The package index comes from the user's own pip settings, if any.
+    args.insert(
+        "PIP_INDEX_URL".into(),
+        std::env::var("PIP_INDEX_URL").unwrap_or_default(),
+    );
+    for var in PROXY_VARIABLES {
+        if let Ok(value) = std::env::var(var) {
+            if !value.is_empty() {
+                args.insert(var.to_string(), value);
+            }
+        }
+    }
+    args
+}
+
+/// The outcome of `ensure_image`.
+#[derive(Debug, Clone)]
+pub struct BuiltImage {
+    /// The image tag.
+    pub tag: String,
+    /// Its ID.
+    pub id: String,
+    /// Its size in bytes.
+    pub size: i64,
+    /// False when the image was already there and nothing was built.
+    pub built: bool,
+    /// The versions recorded in its labels.
+    pub versions: Versions,
+}
+
+/// Reads the measured versions an image carries in its labels.
+pub fn versions_from_labels(labels_map: &HashMap<String, String>) -> Option<Versions> {
+    labels_map
+        .get(labels::VERSIONS)
+        .and_then(|text| Versions::from_json(text).ok())
+}
+
+/// Builds the image unless an image with the recipe's tag already exists.
+pub async fn ensure_image<E: Engine>(
+    engine: &E,
+    recipe: &ImageRecipe,
+    settings: &BuildSettings,
+    progress: &Progress,
+) -> Result<BuiltImage> {
+    let tag = recipe.tag();
+    if !settings.force {
+        if let Some(existing) = engine.image(&tag).await? {
+            let versions = versions_from_labels(&existing.labels).unwrap_or_default();
+            return Ok(BuiltImage {
+                tag,
+                id: existing.id,
+                size: existing.size,
+                built: false,
+                versions,
+            });
+        }
+    }
+    base::ensure_base_image(
+        engine,
+        &recipe.base_image,
+        settings.debian_mirror.as_deref(),
+        progress,
+    )
+    .await?;
+
+    let ca = match find_ca_bundle(settings.ca_bundle.as_deref())? {
+        Some(path) => {
+            tracing::info!("trusting the CA bundle {} during the build", path.display());
+            std::fs::read(&path).map_err(|e| Error::FileUnreadable {
+                path: path.clone(),
+                detail: e.to_string(),
+            })?
+        }
+        None => Vec::new(),
+    };
+    let context = build_context(&ca)?;
+    let stage_tag = format!("{tag}-unlabelled");
+    let request = BuildRequest {
+        tag: stage_tag.clone(),
+        build_args: build_args(recipe),
+        labels: HashMap::from([
+            (labels::IMAGE.to_string(), "jupyter-spark".to_string()),
+            (labels::IMAGE_HASH.to_string(), recipe.content_hash()),
+        ]),
+        no_cache: settings.no_cache,
+    };
+    progress.phase(&format!("building {tag}"));
+    let stage_id = run_build(engine, context, &request, &tag, progress).await?;
+
+    progress.phase("reading the versions the image measured");
+    let measured = read_versions_file(engine, &stage_id).await?;
+    let diffs = versions::compare_with_matrix(&recipe.entry.expected(), &measured);
+    if !diffs.is_empty() {
+        engine.remove_image(&stage_tag).await.ok();
+        return Err(Error::VersionMismatch {
+            image: tag,
+            differences: versions::render_differences(&diffs),
+        });
+    }
+
+    // A second, one-line build stamps the measured values as labels.
+    progress.phase("labelling the image with its measured versions");
+    let mut version_labels = HashMap::from([
+        (labels::IMAGE.to_string(), "jupyter-spark".to_string()),
+        (labels::IMAGE_HASH.to_string(), recipe.content_hash()),
+        (
+            labels::VERSIONS.to_string(),
+            serde_json::to_string(&measured).unwrap_or_default(),
+        ),
+    ]);
+    for (key, value) in measured.values.iter().chain(measured.extra.iter()) {
+        version_labels.insert(format!("{}{key}", labels::VERSION_PREFIX), value.clone());
+    }
+    let label_context = {
+        let mut builder = tar::Builder::new(Vec::new());
+        let dockerfile = format!("FROM {stage_tag}\n");
+        let mut header = tar::Header::new_gnu();
+        header.set_size(dockerfile.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, "Dockerfile", dockerfile.as_bytes())
+            .and_then(|_| builder.into_inner())
+            .map_err(|e| Error::Io(format!("cannot make the label context: {e}")))?
+    };
+    let label_request = BuildRequest {
+        tag: tag.clone(),
+        build_args: HashMap::new(),
+        labels: version_labels,
+        no_cache: false,
+    };
+    let id = run_build(engine, label_context, &label_request, &tag, progress).await?;
+    engine.remove_image(&stage_tag).await.ok();
+    let size = engine.image(&tag).await?.map(|i| i.size).unwrap_or(0);
+    Ok(BuiltImage {
+        tag,
+        id,
+        size,
+        built: true,
+        versions: measured,
+    })
+}
+
+/// Reads /opt/sparkbox/versions.json from an image.
+pub async fn read_versions_file<E: Engine>(engine: &E, image: &str) -> Result<Versions> {
+    let out = engine
+        .run_to_completion(image, &["cat", VERSIONS_FILE])
+        .await?;
+    if out.exit_code != 0 {
+        return Err(Error::Io(format!(
+            "the image {image} has no readable {VERSIONS_FILE}: {}",
+            out.stderr.trim()
+        )));
+    }
+    Versions::from_json(&out.stdout)
+}
+
+async fn run_build<E: Engine>(
+    engine: &E,
+    context: Vec<u8>,
+    request: &BuildRequest,
+    image: &str,
+    progress: &Progress,
+) -> Result<String> {
+    let mut current_step = String::from("the start of the build");
+    let mut tail: Vec<String> = Vec::new();
+    let mut on_event = |event: BuildEvent| match event {
+        BuildEvent::Step { n, total, text } => {
+            progress.step(n, total, &text);
+            current_step = format!("step {n}/{total} ({})", shorten(&text, 80));
+            tail.clear();
+        }
+        BuildEvent::Output(line) => {
+            progress.detail(&line);
+            tail.push(line);
+            if tail.len() > 25 {
+                tail.remove(0);
+            }
+        }
+    };
+    let result = engine.build(context, request, &mut on_event).await;
+    match result {
+        Ok(id) => Ok(id),
+        Err(Error::Engine { detail, .. }) => Err(Error::BuildFailed {
+            image: image.to_string(),
+            step: current_step,
+            message: detail,
+            tail: tail
+                .iter()
+                .filter(|l| !l.trim().is_empty())
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n"),
+        }),
+        Err(other) => Err(other),
+    }
+}
+
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        let cut: String = text.chars().take(max).collect();
+        format!("{cut}…")
+    }
+}
+
+/// Human-readable size: "1.3 GB".
+pub fn human_size(bytes: i64) -> String {
+    let b = bytes.max(0) as f64;
+    if b >= 1e9 {
+        format!("{:.2} GB", b / 1e9)
+    } else {
+        format!("{:.0} MB", b / 1e6)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::versions::MATRIX;
+
+    fn recipe(extra: Vec<&str>) -> ImageRecipe {
+        ImageRecipe::new(
+            &MATRIX[0],
+            None,
+            extra.into_iter().map(String::from).collect(),
+        )
+        .expect("valid recipe")
+    }
+
+    #[test]
+    fn embedded_files_include_the_dockerfile_and_scripts() {
+        let paths: Vec<_> = IMAGE_FILES.iter().map(|f| f.path).collect();
+        for needed in [
+            "Dockerfile",
+            "bin/measure-versions",
+            "bin/entrypoint",
+            "bin/healthcheck",
+        ] {
+            assert!(paths.contains(&needed), "{needed} missing from {paths:?}");
+        }
+    }
+
+    #[test]
+    fn hash_is_stable_and_shaped_by_every_input() {
+        let a = recipe(vec![]);
+        assert_eq!(a.content_hash(), recipe(vec![]).content_hash());
+        assert!(a
+            .tag()
+            .starts_with(&format!("{IMAGE_REPOSITORY}:{}-", MATRIX[0].spark)));
+        let with_extra = recipe(vec!["polars==1.9.0"]);
+        assert_ne!(a.content_hash(), with_extra.content_hash());
+        let other_base =
+            ImageRecipe::new(&MATRIX[0], Some("debian:bookworm".into()), vec![]).expect("ok");
+        assert_ne!(a.content_hash(), other_base.content_hash());
+        let other_version = ImageRecipe::new(&MATRIX[1], None, vec![]).expect("ok");
+        assert_ne!(a.content_hash(), other_version.content_hash());
+        // Order of extras does not matter.
+        assert_eq!(
+            recipe(vec!["a", "b"]).content_hash(),
+            recipe(vec!["b", "a"]).content_hash()
+        );
+    }
+
+    #[test]
+    fn package_specs_are_checked() {
+        assert!(validate_package_spec("polars==1.9.0").is_ok());
+        assert!(validate_package_spec("scikit-learn[alldeps]>=1.0,<2").is_ok());
+        for bad in ["", "x; rm -rf /", "a b", "-e git+x", "$(id)"] {
+            assert!(validate_package_spec(bad).is_err(), "{bad} accepted");
+        }
+        assert_eq!(
+            recipe(vec!["polars==1.9.0", "scikit-learn[all]>=1"]).extra_package_names(),
+            vec!["polars", "scikit-learn"]
+        );
+    }
+
+    #[test]
+    fn context_holds_files_and_ca_but_args_hold_no_ca() {
+        let ctx = build_context(b"PEM").expect("context");
+        let mut archive = tar::Archive::new(ctx.as_slice());
+        let names: Vec<String> = archive
+            .entries()
+            .expect("entries")
+            .flatten()
+            .filter_map(|e| e.path().ok().map(|p| p.to_string_lossy().to_string()))
+            .collect();
+        assert!(names.contains(&"Dockerfile".to_string()));
+        assert!(names.contains(&CA_FILE_IN_CONTEXT.to_string()));
+        let args = build_args(&recipe(vec![]));
+        assert_eq!(
+            args.get("PYSPARK_VERSION").map(String::as_str),
+            Some(MATRIX[0].pyspark)
+        );
+        assert!(args.values().all(|v| !v.contains("PEM")));
+        let expected: serde_json::Value = serde_json::from_str(
+            args.get("EXPECTED_VERSIONS")
+                .map(String::as_str)
+                .unwrap_or(""),
+        )
+        .expect("json");
+        assert_eq!(expected["py4j"], MATRIX[0].py4j);
+    }
+}

@@ -26,6 +26,12 @@ pub struct Cli {
 /// The sparkbox commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Bring a cluster up (or heal, or rescale it) and wait until it is ready.
+    Up(UpArgs),
+    /// Show a cluster's containers, workers, versions and URLs.
+    Status(StatusArgs),
+    /// Remove a cluster's containers and network (volumes stay unless --volumes).
+    Down(DownArgs),
     /// Build the jupyter-spark image (once; later runs find it up to date).
     Build(BuildArgs),
     /// Manage sparkbox images.
@@ -73,6 +79,82 @@ pub struct BuildArgs {
     /// Ignore the builder's layer cache (implies --force).
     #[arg(long)]
     pub no_cache: bool,
+}
+
+/// The cluster to act on.
+#[derive(Debug, Clone, Args)]
+pub struct NameArg {
+    /// Cluster name: prefixes every container, network and volume.
+    #[arg(long, short = 'n', default_value = crate::spec::DEFAULT_CLUSTER, env = "SPARKBOX_NAME")]
+    pub name: String,
+}
+
+/// `sparkbox up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Which cluster.
+    #[command(flatten)]
+    pub name: NameArg,
+
+    /// Number of Spark workers.
+    #[arg(long, short = 'w', default_value_t = 2)]
+    pub workers: u32,
+
+    /// Cores each worker offers.
+    #[arg(long, default_value_t = 1)]
+    pub cores: u32,
+
+    /// Memory each worker offers to executors (Spark syntax: 512m, 1g, 2g).
+    #[arg(long, default_value = "1g")]
+    pub memory: String,
+
+    /// What image to run.
+    #[command(flatten)]
+    pub image: ImageArgs,
+
+    /// Host port of the master web UI (default 8080, or the next free one).
+    #[arg(long, value_name = "PORT")]
+    pub master_ui_port: Option<u16>,
+
+    /// Host port of JupyterLab (default 8888, or the next free one).
+    #[arg(long, value_name = "PORT")]
+    pub jupyter_port: Option<u16>,
+
+    /// Host port of the application (driver) UI (default 4040, or the next free one).
+    #[arg(long, value_name = "PORT")]
+    pub app_ui_port: Option<u16>,
+
+    /// Seconds to wait for every worker, Jupyter and the version check.
+    #[arg(long, default_value_t = 180, value_name = "SECONDS")]
+    pub timeout: u64,
+
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `sparkbox status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Which cluster.
+    #[command(flatten)]
+    pub name: NameArg,
+
+    /// Print the documented JSON document instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sparkbox down`.
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Which cluster.
+    #[command(flatten)]
+    pub name: NameArg,
+
+    /// Also delete the cluster's volumes (notebooks!).
+    #[arg(long)]
+    pub volumes: bool,
 }
 
 /// `sparkbox image …`.

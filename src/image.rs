@@ -236,10 +236,6 @@ pub fn build_args(recipe: &ImageRecipe) -> HashMap<String, String> {
         "EXTRA_PYTHON_PACKAGES".into(),
         recipe.extra_packages.join(" "),
     );
-    args.insert(
-        "SPARKBOX_EXTRA_PACKAGES".into(),
-        recipe.extra_package_names().join(" "),
-    );
     // The package index comes from the user's own pip settings, if any.
     args.insert(
         "PIP_INDEX_URL".into(),

@@ -9,9 +9,18 @@ pub mod cli;
 pub mod commands;
 pub mod engine;
 pub mod error;
+pub mod execute;
 pub mod image;
 pub mod labels;
+pub mod observe;
+pub mod parity;
+pub mod plan;
+pub mod ports;
 pub mod progress;
+pub mod reconcile;
+pub mod services;
+pub mod spec;
 pub mod versions;
+pub mod wait;
 
 pub use error::{Error, Result};

@@ -1,6 +1,7 @@
 //! One module per subcommand: parse → plan → execute → report.
 
 pub mod build;
+pub mod cluster;
 
 use crate::cli::{Cli, Command, ImageCommand};
 use crate::error::Result;
@@ -10,6 +11,9 @@ use crate::progress::Progress;
 pub async fn run(cli: Cli) -> Result<()> {
     let progress = Progress::new(cli.progress, cli.verbose > 0);
     match cli.command {
+        Command::Up(args) => cluster::up(args, &progress).await,
+        Command::Status(args) => cluster::status(args).await,
+        Command::Down(args) => cluster::down(args, &progress).await,
         Command::Build(args) => build::run(args, &progress).await,
         Command::Image(ImageCommand::Base {
             base_image,

@@ -3,14 +3,23 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, ExecConfig, HealthConfig, HostConfig,
+    NetworkCreateRequest, NetworkingConfig, PortBinding, VolumeCreateRequest,
+};
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
     LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
+    RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
 
-use super::{BuildEvent, BuildRequest, ByteStream, Engine, EngineInfo, ImageInfo, RunOutput};
+use super::{
+    BuildEvent, BuildRequest, ByteStream, ContainerSpec, ContainerState, Engine, EngineInfo,
+    ImageInfo, RunOutput,
+};
 use crate::error::{Error, Result};
 use crate::labels;
 
@@ -47,8 +56,19 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// The innermost cause of an error: the words closest to what really happened.
+pub fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        last = cause.to_string();
+        source = cause.source();
+    }
+    last
+}
+
 fn classify_connect_error(host: &str, err: &bollard::errors::Error) -> Error {
-    let detail = error_chain(err);
+    let detail = root_cause(err);
     if detail.to_ascii_lowercase().contains("permission denied") {
         Error::DockerPermission {
             host: host.to_string(),
@@ -74,7 +94,7 @@ impl DockerEngine {
         }
         .map_err(|e| Error::DockerUnreachable {
             host: host.clone(),
-            detail: error_chain(&e),
+            detail: root_cause(&e),
         })?;
         let docker = tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version())
             .await
@@ -325,9 +345,336 @@ impl Engine for DockerEngine {
             Err(e) => Err(Error::from_engine(format!("remove image {reference}"), e)),
         }
     }
+
+    async fn containers(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerState>> {
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&label_filter(labels))
+            .build();
+        let list = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| Error::from_engine("list containers", e))?;
+        Ok(list
+            .into_iter()
+            .map(|c| {
+                let status = c.status.unwrap_or_default();
+                ContainerState {
+                    name: c
+                        .names
+                        .and_then(|n| n.into_iter().next())
+                        .map(|n| n.trim_start_matches('/').to_string())
+                        .unwrap_or_default(),
+                    id: c.id.unwrap_or_default(),
+                    labels: c.labels.unwrap_or_default(),
+                    state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+                    health: super::health_from_status(&status),
+                    ports: c
+                        .ports
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter_map(|p| p.public_port.map(|h| (p.private_port, h)))
+                        .collect(),
+                    status,
+                }
+            })
+            .collect())
+    }
+
+    async fn networks(&self, labels: &[(&str, &str)]) -> Result<Vec<String>> {
+        let options = ListNetworksOptionsBuilder::new()
+            .filters(&label_filter(labels))
+            .build();
+        let list = self
+            .docker
+            .list_networks(Some(options))
+            .await
+            .map_err(|e| Error::from_engine("list networks", e))?;
+        Ok(list.into_iter().filter_map(|n| n.name).collect())
+    }
+
+    async fn volumes(&self, labels: &[(&str, &str)]) -> Result<Vec<String>> {
+        let options = ListVolumesOptionsBuilder::new()
+            .filters(&label_filter(labels))
+            .build();
+        let list = self
+            .docker
+            .list_volumes(Some(options))
+            .await
+            .map_err(|e| Error::from_engine("list volumes", e))?;
+        Ok(list
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v.name)
+            .collect())
+    }
+
+    async fn create_network(&self, name: &str, labels: HashMap<String, String>) -> Result<()> {
+        let request = NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some("bridge".into()),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        self.docker
+            .create_network(request)
+            .await
+            .map(|_| ())
+            .map_err(|e| create_error("network", name, e))
+    }
+
+    async fn remove_network(&self, name: &str) -> Result<()> {
+        match self.docker.remove_network(name).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(Error::from_engine(format!("remove network {name}"), e)),
+        }
+    }
+
+    async fn create_volume(&self, name: &str, labels: HashMap<String, String>) -> Result<()> {
+        let request = VolumeCreateRequest {
+            name: Some(name.to_string()),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        self.docker
+            .create_volume(request)
+            .await
+            .map(|_| ())
+            .map_err(|e| create_error("volume", name, e))
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<()> {
+        let options = RemoveVolumeOptionsBuilder::new().force(false).build();
+        match self.docker.remove_volume(name, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(Error::from_engine(format!("remove volume {name}"), e)),
+        }
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
+        let options = CreateContainerOptionsBuilder::new()
+            .name(&spec.name)
+            .build();
+        self.docker
+            .create_container(Some(options), spec_to_body(spec))
+            .await
+            .map(|r| r.id)
+            .map_err(|e| create_error("container", &spec.name, e))
+    }
+
+    async fn start_container(&self, name: &str) -> Result<()> {
+        self.docker
+            .start_container(name, None)
+            .await
+            .map_err(|e| {
+                let detail = error_chain(&e);
+                if detail.contains("port is already allocated") || detail.contains("address already in use") {
+                    Error::PortTaken(format!(
+                        "cannot start {name}: a port it publishes is taken ({detail}) — choose another port or stop the program using it"
+                    ))
+                } else {
+                    Error::from_engine(format!("start {name}"), e)
+                }
+            })
+    }
+
+    async fn stop_container(&self, name: &str, timeout_s: i32) -> Result<()> {
+        let options = StopContainerOptionsBuilder::new().t(timeout_s).build();
+        match self.docker.stop_container(name, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(Error::from_engine(format!("stop {name}"), e)),
+        }
+    }
+
+    async fn remove_container(&self, name: &str) -> Result<()> {
+        let options = RemoveContainerOptionsBuilder::new().force(true).build();
+        match self.docker.remove_container(name, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(Error::from_engine(format!("remove container {name}"), e)),
+        }
+    }
+
+    async fn exec(&self, container: &str, command: &[&str]) -> Result<RunOutput> {
+        self.exec_inner(container, None, command).await
+    }
+
+    async fn logs_tail(&self, container: &str, lines: usize) -> Result<String> {
+        let options = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .tail(&lines.to_string())
+            .build();
+        let mut logs = self.docker.logs(container, Some(options));
+        let mut text = String::new();
+        while let Some(item) = logs.next().await {
+            match item {
+                Ok(chunk) => text.push_str(&chunk.to_string()),
+                Err(e) if is_not_found(&e) => break,
+                Err(e) => {
+                    return Err(Error::from_engine(
+                        format!("read the log of {container}"),
+                        e,
+                    ))
+                }
+            }
+        }
+        Ok(text)
+    }
+}
+
+fn label_filter(labels: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
+    HashMap::from([(
+        "label".to_string(),
+        labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+    )])
+}
+
+fn is_not_found(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// Classifies a create-time error: a 409 is a name already in use.
+fn create_error(what: &str, name: &str, e: bollard::errors::Error) -> Error {
+    match &e {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 409,
+            message,
+        } => Error::Engine {
+            action: format!("create {what} {name}"),
+            detail: format!(
+                "the name is already in use ({message}) — remove the other object or choose another --name"
+            ),
+        },
+        _ => Error::from_engine(format!("create {what} {name}"), e),
+    }
+}
+
+fn spec_to_body(spec: &ContainerSpec) -> ContainerCreateBody {
+    let mut exposed = Vec::new();
+    let mut bindings = HashMap::new();
+    for p in &spec.ports {
+        let key = format!("{}/tcp", p.container_port);
+        exposed.push(key.clone());
+        bindings.insert(
+            key,
+            Some(vec![PortBinding {
+                host_ip: Some(p.host_ip.clone()),
+                host_port: Some(p.host_port.to_string()),
+            }]),
+        );
+    }
+    let healthcheck = spec.healthcheck.as_ref().map(|cmd| {
+        let mut test = vec!["CMD".to_string()];
+        test.extend(cmd.iter().cloned());
+        HealthConfig {
+            test: Some(test),
+            interval: Some(5_000_000_000),
+            timeout: Some(5_000_000_000),
+            retries: Some(3),
+            start_period: Some(60_000_000_000),
+            start_interval: None,
+        }
+    });
+    ContainerCreateBody {
+        hostname: Some(spec.name.clone()),
+        image: Some(spec.image.clone()),
+        cmd: Some(spec.command.clone()),
+        env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        labels: Some(spec.labels.clone()),
+        exposed_ports: Some(exposed),
+        healthcheck,
+        host_config: Some(HostConfig {
+            port_bindings: Some(bindings),
+            binds: Some(spec.binds.clone()),
+            network_mode: Some(spec.network.clone()),
+            memory: spec.memory_bytes,
+            ..Default::default()
+        }),
+        networking_config: Some(NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(
+                spec.network.clone(),
+                EndpointSettings {
+                    aliases: Some(vec![spec.name.clone()]),
+                    ..Default::default()
+                },
+            )])),
+        }),
+        ..Default::default()
+    }
+}
+
+/// Runs a command in a container as `user` (e.g. "root").
+pub async fn exec_as(
+    engine: &DockerEngine,
+    container: &str,
+    user: &str,
+    command: &[&str],
+) -> Result<RunOutput> {
+    engine.exec_inner(container, Some(user), command).await
 }
 
 impl DockerEngine {
+    async fn exec_inner(
+        &self,
+        container: &str,
+        user: Option<&str>,
+        command: &[&str],
+    ) -> Result<RunOutput> {
+        let config = ExecConfig {
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            cmd: Some(command.iter().map(|s| s.to_string()).collect()),
+            user: user.map(str::to_string),
+            ..Default::default()
+        };
+        let action = || format!("run {:?} in {container}", command.first().unwrap_or(&""));
+        let created = self
+            .docker
+            .create_exec(container, config)
+            .await
+            .map_err(|e| Error::from_engine(action(), e))?;
+        let started = self
+            .docker
+            .start_exec(&created.id, None)
+            .await
+            .map_err(|e| Error::from_engine(action(), e))?;
+        let (mut stdout, mut stderr) = (String::new(), String::new());
+        if let bollard::exec::StartExecResults::Attached { mut output, .. } = started {
+            while let Some(item) = output.next().await {
+                match item.map_err(|e| Error::from_engine(action(), e))? {
+                    bollard::container::LogOutput::StdErr { message } => {
+                        stderr.push_str(&String::from_utf8_lossy(&message))
+                    }
+                    other => stdout.push_str(&other.to_string()),
+                }
+            }
+        }
+        let inspect = self
+            .docker
+            .inspect_exec(&created.id)
+            .await
+            .map_err(|e| Error::from_engine(action(), e))?;
+        Ok(RunOutput {
+            exit_code: inspect.exit_code.unwrap_or(-1),
+            stdout,
+            stderr,
+        })
+    }
+
     async fn run_created(&self, name: &str) -> Result<RunOutput> {
         self.docker
             .start_container(name, None)

@@ -67,6 +67,83 @@ pub struct RunOutput {
     pub stderr: String,
 }
 
+/// A port published on the host.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PortPublish {
+    /// Host address, 127.0.0.1 unless the user asked otherwise.
+    pub host_ip: String,
+    /// Host port.
+    pub host_port: u16,
+    /// Port inside the container.
+    pub container_port: u16,
+}
+
+/// Everything needed to create one container.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerSpec {
+    /// Container name (also its hostname and network alias).
+    pub name: String,
+    /// Image reference.
+    pub image: String,
+    /// Arguments to the image's entrypoint.
+    pub command: Vec<String>,
+    /// Environment variables.
+    pub env: Vec<(String, String)>,
+    /// Labels.
+    pub labels: HashMap<String, String>,
+    /// The network to join.
+    pub network: String,
+    /// Published ports.
+    pub ports: Vec<PortPublish>,
+    /// Volume or bind mounts as "SOURCE:TARGET[:MODE]".
+    pub binds: Vec<String>,
+    /// Healthcheck command (exec form, without the leading "CMD").
+    pub healthcheck: Option<Vec<String>>,
+    /// Memory limit in bytes.
+    pub memory_bytes: Option<i64>,
+}
+
+/// A container as the engine reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerState {
+    /// Name without the leading slash.
+    pub name: String,
+    /// Container ID.
+    pub id: String,
+    /// Labels.
+    pub labels: HashMap<String, String>,
+    /// "running", "exited", "created", …
+    pub state: String,
+    /// "healthy", "unhealthy", "starting", or None without a healthcheck.
+    pub health: Option<String>,
+    /// Published ports: (container port, host port).
+    pub ports: Vec<(u16, u16)>,
+    /// The engine's one-line status ("Up 3 minutes (healthy)").
+    pub status: String,
+}
+
+impl ContainerState {
+    /// True when the container is running.
+    pub fn is_running(&self) -> bool {
+        self.state == "running"
+    }
+
+    /// The host port published for `container_port`.
+    pub fn host_port(&self, container_port: u16) -> Option<u16> {
+        self.ports
+            .iter()
+            .find(|(c, _)| *c == container_port)
+            .map(|(_, h)| *h)
+    }
+}
+
+/// Reads the health word out of a status line like "Up 5 s (health: starting)".
+pub fn health_from_status(status: &str) -> Option<String> {
+    let inner = status.rsplit_once('(')?.1.strip_suffix(')')?;
+    let word = inner.strip_prefix("health: ").unwrap_or(inner);
+    matches!(word, "healthy" | "unhealthy" | "starting").then(|| word.to_string())
+}
+
 /// A stream of bytes fed to the engine (a root filesystem tarball).
 pub type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;
 
@@ -103,6 +180,45 @@ pub trait Engine {
 
     /// Removes an image (by reference or ID).
     async fn remove_image(&self, reference: &str) -> Result<()>;
+
+    /// Containers (running or not) carrying every given label.
+    async fn containers(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerState>>;
+
+    /// Names of the networks carrying every given label.
+    async fn networks(&self, labels: &[(&str, &str)]) -> Result<Vec<String>>;
+
+    /// Names of the volumes carrying every given label.
+    async fn volumes(&self, labels: &[(&str, &str)]) -> Result<Vec<String>>;
+
+    /// Creates a bridge network.
+    async fn create_network(&self, name: &str, labels: HashMap<String, String>) -> Result<()>;
+
+    /// Removes a network; a missing one is not an error.
+    async fn remove_network(&self, name: &str) -> Result<()>;
+
+    /// Creates a named volume.
+    async fn create_volume(&self, name: &str, labels: HashMap<String, String>) -> Result<()>;
+
+    /// Removes a volume; a missing one is not an error.
+    async fn remove_volume(&self, name: &str) -> Result<()>;
+
+    /// Creates a container and returns its ID.
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String>;
+
+    /// Starts a container.
+    async fn start_container(&self, name: &str) -> Result<()>;
+
+    /// Stops a container (after `timeout_s` seconds it is killed).
+    async fn stop_container(&self, name: &str, timeout_s: i32) -> Result<()>;
+
+    /// Removes a container, running or not; a missing one is not an error.
+    async fn remove_container(&self, name: &str) -> Result<()>;
+
+    /// Runs a command inside a running container and collects its output.
+    async fn exec(&self, container: &str, command: &[&str]) -> Result<RunOutput>;
+
+    /// The last `lines` lines of a container's log.
+    async fn logs_tail(&self, container: &str, lines: usize) -> Result<String>;
 }
 
 /// Splits "repo/name:tag" into ("repo/name", "tag"); the tag defaults to "latest".
@@ -119,7 +235,21 @@ pub fn split_reference(reference: &str) -> (&str, &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::split_reference;
+    use super::{health_from_status, split_reference};
+
+    #[test]
+    fn health_is_read_from_status_lines() {
+        assert_eq!(
+            health_from_status("Up 5 seconds (healthy)").as_deref(),
+            Some("healthy")
+        );
+        assert_eq!(
+            health_from_status("Up 1 second (health: starting)").as_deref(),
+            Some("starting")
+        );
+        assert_eq!(health_from_status("Up 2 minutes"), None);
+        assert_eq!(health_from_status("Exited (137) 3 seconds ago"), None);
+    }
 
     #[test]
     fn splits_references_with_registry_ports() {

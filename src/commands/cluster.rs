@@ -1,0 +1,601 @@
+//! `sparkbox up`, `status` and `down`.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use serde::Serialize;
+
+use crate::cli::{DownArgs, StatusArgs, UpArgs};
+use crate::commands::build::{recipe_from, settings_from};
+use crate::engine::{ContainerState, DockerEngine, Engine};
+use crate::error::{Error, Result};
+use crate::execute::{self, Context};
+use crate::image;
+use crate::labels;
+use crate::observe::Observed;
+use crate::parity::{self, ParityReport};
+use crate::ports;
+use crate::progress::Progress;
+use crate::reconcile::reconcile;
+use crate::services::{self, Resolved};
+use crate::spec::{self, ClusterSpec, Names, PortChoice, Role};
+use crate::versions::Versions;
+use crate::wait::{self, MasterJson};
+
+/// The desired cluster from `up`'s flags, validated before any engine call.
+pub fn spec_from(args: &UpArgs) -> Result<ClusterSpec> {
+    spec::validate_cluster_name(&args.name.name)?;
+    spec::validate_workers(args.workers)?;
+    spec::validate_cores(args.cores)?;
+    let choice = |fixed: Option<u16>, default: u16| match fixed {
+        Some(p) => PortChoice::Fixed(p),
+        None => PortChoice::Auto(default),
+    };
+    Ok(ClusterSpec {
+        name: args.name.name.clone(),
+        workers: args.workers,
+        worker_cores: args.cores,
+        worker_memory_mb: spec::parse_memory_mb(&args.memory)?,
+        image: recipe_from(&args.image)?,
+        bind_address: "127.0.0.1".into(),
+        master_ui_port: choice(args.master_ui_port, spec::DEFAULT_MASTER_UI_PORT),
+        jupyter_port: choice(args.jupyter_port, spec::DEFAULT_JUPYTER_PORT),
+        app_ui_port: choice(args.app_ui_port, spec::DEFAULT_APP_UI_PORT),
+        timeout: Duration::from_secs(args.timeout.max(1)),
+    })
+}
+
+fn label_port(c: Option<&ContainerState>, key: &str) -> Option<u16> {
+    c.and_then(|c| c.labels.get(key))
+        .and_then(|p| p.parse().ok())
+}
+
+/// Settles ports and the token against what exists; returns notes for the user.
+pub fn resolve(spec: &ClusterSpec, observed: &Observed) -> Result<(Resolved, Vec<String>)> {
+    let mut claimed = BTreeSet::new();
+    let mut notes = Vec::new();
+    let addr = spec.bind_address.as_str();
+    let free = |a: &str, p: u16| ports::is_free(a, p);
+    let mut settle =
+        |choice: PortChoice, existing: Option<u16>, flag: &str, what: &str| -> Result<u16> {
+            let s = ports::settle(choice, existing, &mut claimed, addr, flag, &free)?;
+            if s.moved {
+                notes.push(format!(
+                    "port {} is taken on {addr}; the {what} uses {} instead (or pass {flag})",
+                    choice.preferred(),
+                    s.port
+                ));
+            }
+            Ok(s.port)
+        };
+    let master_ui_port = settle(
+        spec.master_ui_port,
+        label_port(observed.master(), services::UI_PORT_LABEL),
+        "--master-ui-port",
+        "master UI",
+    )?;
+    let jupyter_port = settle(
+        spec.jupyter_port,
+        label_port(observed.jupyter(), services::JUPYTER_PORT_LABEL),
+        "--jupyter-port",
+        "Jupyter server",
+    )?;
+    let app_ui_port = settle(
+        spec.app_ui_port,
+        label_port(observed.jupyter(), services::APP_UI_PORT_LABEL),
+        "--app-ui-port",
+        "application UI",
+    )?;
+    let existing_workers = observed.workers();
+    let mut worker_ui_ports = std::collections::BTreeMap::new();
+    // Existing workers keep their ports; new ones take free ones after them.
+    for n in 1..=spec.workers {
+        if let Some(p) = label_port(existing_workers.get(&n).copied(), services::UI_PORT_LABEL) {
+            if claimed.insert(p) {
+                worker_ui_ports.insert(n, p);
+            }
+        }
+    }
+    for n in 1..=spec.workers {
+        if let std::collections::btree_map::Entry::Vacant(slot) = worker_ui_ports.entry(n) {
+            let s = ports::settle(
+                PortChoice::Auto(spec::FIRST_WORKER_UI_PORT),
+                None,
+                &mut claimed,
+                addr,
+                "--workers",
+                &free,
+            )?;
+            slot.insert(s.port);
+        }
+    }
+    let token = observed
+        .jupyter()
+        .and_then(|j| j.labels.get(services::TOKEN_LABEL))
+        .filter(|t| !t.is_empty())
+        .cloned()
+        .unwrap_or_else(services::new_token);
+    Ok((
+        Resolved {
+            image_tag: spec.image.tag(),
+            master_ui_port,
+            jupyter_port,
+            app_ui_port,
+            worker_ui_ports,
+            token,
+        },
+        notes,
+    ))
+}
+
+/// `sparkbox up`.
+pub async fn up(args: UpArgs, progress: &Progress) -> Result<()> {
+    let started = Instant::now();
+    let spec = spec_from(&args)?;
+    let settings = settings_from(&args.image, false, false);
+    image::find_ca_bundle(settings.ca_bundle.as_deref())?;
+    let engine = DockerEngine::connect().await?;
+    let names = Names::new(&spec.name);
+    let tag = spec.image.tag();
+    let observed = Observed::read(&engine, &spec.name, Some(&tag)).await?;
+    let (resolved, notes) = resolve(&spec, &observed)?;
+    let desired = services::desired(&spec, &resolved);
+    let plan = reconcile(&desired, &observed);
+    if args.dry_run {
+        println!("plan for cluster {} (dry run, nothing changed):", spec.name);
+        print!("{plan}");
+        for note in &notes {
+            println!("note: {note}");
+        }
+        return Ok(());
+    }
+    for note in &notes {
+        progress.note(&format!("note: {note}"));
+    }
+    let changed = !plan.is_empty();
+    // The readiness deadline starts after a build, which has its own pace.
+    let mut deadline = Instant::now() + spec.timeout;
+    if changed {
+        let has_build = plan.stage(crate::plan::Stage::Image).next().is_some();
+        if has_build {
+            let built = image::ensure_image(&engine, &spec.image, &settings, progress).await?;
+            tracing::info!("image {} ready", built.tag);
+            deadline = Instant::now() + spec.timeout;
+        }
+        let ctx = Context {
+            cluster: &spec.name,
+            recipe: &spec.image,
+            settings: &settings,
+            deadline,
+        };
+        let mut rest = plan.clone();
+        rest.steps.retain(|s| s.stage != crate::plan::Stage::Image);
+        execute::execute(&engine, &rest, &ctx, progress).await?;
+    }
+    progress.phase("waiting for workers, Jupyter and version parity");
+    let reference = image_versions(&engine, &tag).await?;
+    let mut containers = vec![names.master(), names.jupyter()];
+    containers.extend((1..=spec.workers).map(|n| names.worker(n)));
+    let (ready, measured) = tokio::join!(
+        wait::wait_ready(
+            &engine,
+            &spec.name,
+            &names,
+            spec.workers,
+            deadline,
+            progress
+        ),
+        parity::measure_all(&engine, &containers)
+    );
+    let master = ready?;
+    let report = parity::compare(&reference, &measured);
+    progress.finish();
+    if !report.ok {
+        return Err(parity_error(&spec.name, &report));
+    }
+    let status = collect_status(&engine, &spec.name).await?;
+    if changed {
+        println!(
+            "cluster {} is ready in {:.1}s: {}",
+            spec.name,
+            started.elapsed().as_secs_f64(),
+            summary_line(&master, &status, &reference)
+        );
+    } else {
+        println!(
+            "cluster {} is up to date, nothing changed ({:.1}s): {}",
+            spec.name,
+            started.elapsed().as_secs_f64(),
+            summary_line(&master, &status, &reference)
+        );
+    }
+    print_urls(&status);
+    Ok(())
+}
+
+fn summary_line(master: &MasterJson, status: &StatusReport, reference: &Versions) -> String {
+    format!(
+        "{}/{} workers alive, {} cores, {} MiB; versions identical in {} containers (Spark {}, Python {}, Java {})",
+        master.alive_workers().len(),
+        status.workers.wanted,
+        master.cores,
+        master.memory,
+        status.containers.len(),
+        reference.get("spark").unwrap_or("?"),
+        reference.get("python").unwrap_or("?"),
+        reference.get("java").unwrap_or("?"),
+    )
+}
+
+fn print_urls(status: &StatusReport) {
+    if let Some(u) = &status.urls.jupyter {
+        println!("  Jupyter     {u}");
+    }
+    if let Some(u) = &status.urls.master_ui {
+        println!("  Master UI   {u}");
+    }
+    if let Some(u) = &status.urls.app_ui {
+        println!("  App UI      {u} (while a notebook runs Spark)");
+    }
+    println!("  Spark       {} (inside the network)", status.master_url);
+}
+
+fn parity_error(cluster: &str, report: &ParityReport) -> Error {
+    Error::ParityMismatch(format!(
+        "version parity failed in cluster {cluster}: the containers do not run the same versions\n{}fix: undo the change in the marked container (or recreate it: `sparkbox down -n {cluster}` then `sparkbox up -n {cluster}`; volumes are kept)",
+        parity::render(report)
+    ))
+}
+
+async fn image_versions<E: Engine>(engine: &E, tag: &str) -> Result<Versions> {
+    let info = engine.image(tag).await?.ok_or_else(|| Error::Engine {
+        action: format!("inspect image {tag}"),
+        detail: "the image is gone — run `sparkbox build`".into(),
+    })?;
+    match image::versions_from_labels(&info.labels) {
+        Some(v) => Ok(v),
+        None => image::read_versions_file(engine, tag).await,
+    }
+}
+
+/// Worker counts in `status`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct WorkerCounts {
+    /// Workers the master reports ALIVE.
+    pub alive: usize,
+    /// Worker containers of the cluster.
+    pub wanted: usize,
+}
+
+/// Totals and use, as the master reports them.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Capacity {
+    /// Total.
+    pub total: u64,
+    /// In use.
+    pub used: u64,
+}
+
+/// URLs on the host.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Urls {
+    /// The master web UI.
+    pub master_ui: Option<String>,
+    /// JupyterLab, token included.
+    pub jupyter: Option<String>,
+    /// The application UI of the Jupyter driver.
+    pub app_ui: Option<String>,
+}
+
+/// One container in `status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContainerReport {
+    /// Container name.
+    pub name: String,
+    /// master, worker or jupyter.
+    pub role: String,
+    /// Worker number.
+    pub index: Option<u32>,
+    /// Engine state: running, exited, …
+    pub state: String,
+    /// healthy, unhealthy, starting, or null.
+    pub health: Option<String>,
+    /// Whether its live versions equal the image's.
+    pub versions_ok: bool,
+    /// Its UI on the host.
+    pub url: Option<String>,
+}
+
+/// The parity section of `status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ParitySection {
+    /// True when every running container runs the image's versions.
+    pub ok: bool,
+    /// The keys that differ.
+    pub differences: Vec<parity::ParityRow>,
+    /// Containers whose versions could not be read.
+    pub unreadable: Vec<(String, String)>,
+}
+
+/// The `status --json` document (schema 1, documented in the README).
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    /// Document version.
+    pub schema: u32,
+    /// Cluster name.
+    pub cluster: String,
+    /// ready, degraded, stopped or absent.
+    pub state: String,
+    /// Image reference.
+    pub image: Option<String>,
+    /// Network name.
+    pub network: String,
+    /// Spark master URL inside the network.
+    pub master_url: String,
+    /// Worker counts.
+    pub workers: WorkerCounts,
+    /// Cores.
+    pub cores: Capacity,
+    /// Memory in MiB.
+    pub memory_mb: Capacity,
+    /// Running applications.
+    pub apps: Vec<wait::MasterApp>,
+    /// Host URLs.
+    pub urls: Urls,
+    /// Version parity.
+    pub parity: ParitySection,
+    /// Every container.
+    pub containers: Vec<ContainerReport>,
+    /// The cluster's volumes.
+    pub volumes: Vec<String>,
+}
+
+/// Reads everything `status` shows.
+pub async fn collect_status<E: Engine>(engine: &E, cluster: &str) -> Result<StatusReport> {
+    let names = Names::new(cluster);
+    let observed = Observed::read(engine, cluster, None).await?;
+    let mut containers: Vec<&ContainerState> = observed.containers.iter().collect();
+    containers.sort_by_key(|c| {
+        let role = c.labels.get(labels::ROLE).and_then(|r| Role::parse(r));
+        let index: u32 = c
+            .labels
+            .get(labels::INDEX)
+            .and_then(|i| i.parse().ok())
+            .unwrap_or(0);
+        (role, index)
+    });
+    let running: Vec<String> = containers
+        .iter()
+        .filter(|c| c.is_running())
+        .map(|c| c.name.clone())
+        .collect();
+    let image_ref = containers
+        .iter()
+        .find_map(|c| c.labels.get(services::IMAGE_REF_LABEL).cloned());
+    let master_running = observed.master().is_some_and(|m| m.is_running());
+    let (master, measured) = tokio::join!(
+        async {
+            if master_running {
+                wait::master_state(engine, &names.master())
+                    .await
+                    .ok()
+                    .flatten()
+            } else {
+                None
+            }
+        },
+        parity::measure_all(engine, &running)
+    );
+    let reference = match &image_ref {
+        Some(tag) => image_versions(engine, tag).await.ok(),
+        None => None,
+    };
+    let report = match &reference {
+        Some(r) => parity::compare(r, &measured),
+        None => ParityReport {
+            ok: running.is_empty(),
+            differences: vec![],
+            unreadable: running
+                .iter()
+                .map(|c| (c.clone(), "the image's versions are unknown".to_string()))
+                .collect(),
+            matching: vec![],
+        },
+    };
+    let host = |port: u16| format!("http://127.0.0.1:{port}");
+    let jupyter = observed.jupyter();
+    let urls = Urls {
+        master_ui: label_port(observed.master(), services::UI_PORT_LABEL).map(host),
+        jupyter: jupyter.and_then(|j| {
+            let port = label_port(Some(j), services::JUPYTER_PORT_LABEL)?;
+            let token = j.labels.get(services::TOKEN_LABEL)?;
+            Some(format!("{}/lab?token={token}", host(port)))
+        }),
+        app_ui: label_port(jupyter, services::APP_UI_PORT_LABEL).map(host),
+    };
+    let container_reports: Vec<ContainerReport> = containers
+        .iter()
+        .map(|c| {
+            let role = c.labels.get(labels::ROLE).cloned().unwrap_or_default();
+            let url = match role.as_str() {
+                "jupyter" => urls.jupyter.clone(),
+                _ => label_port(Some(c), services::UI_PORT_LABEL).map(host),
+            };
+            ContainerReport {
+                name: c.name.clone(),
+                index: c.labels.get(labels::INDEX).and_then(|i| i.parse().ok()),
+                role,
+                state: c.state.clone(),
+                health: c.health.clone(),
+                versions_ok: report.container_ok(&c.name),
+                url,
+            }
+        })
+        .collect();
+    let wanted = observed.workers().len();
+    let alive = master
+        .as_ref()
+        .map(|m| m.alive_workers().len())
+        .unwrap_or(0);
+    let all_running = !containers.is_empty() && containers.iter().all(|c| c.is_running());
+    let state = if observed.is_empty() {
+        "absent"
+    } else if containers.iter().all(|c| !c.is_running()) {
+        "stopped"
+    } else if all_running && alive == wanted && report.ok && observed.jupyter().is_some() {
+        "ready"
+    } else {
+        "degraded"
+    };
+    let m = master.unwrap_or_default();
+    Ok(StatusReport {
+        schema: 1,
+        cluster: cluster.to_string(),
+        state: state.to_string(),
+        image: image_ref,
+        network: names.network(),
+        master_url: names.master_url(),
+        workers: WorkerCounts { alive, wanted },
+        cores: Capacity {
+            total: m.cores,
+            used: m.coresused,
+        },
+        memory_mb: Capacity {
+            total: m.memory,
+            used: m.memoryused,
+        },
+        apps: m.activeapps.clone(),
+        urls,
+        parity: ParitySection {
+            ok: report.ok,
+            differences: report.differences.clone(),
+            unreadable: report.unreadable.clone(),
+        },
+        containers: container_reports,
+        volumes: observed.volumes.clone(),
+    })
+}
+
+/// `sparkbox status`: exit 0 when ready, 8 on a version mismatch, 7 otherwise.
+pub async fn status(args: StatusArgs) -> Result<()> {
+    spec::validate_cluster_name(&args.name.name)?;
+    let engine = DockerEngine::connect().await?;
+    let report = collect_status(&engine, &args.name.name).await?;
+    if args.json {
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|e| Error::Io(format!("cannot render the status: {e}")))?;
+        println!("{text}");
+    } else {
+        print_status(&report);
+    }
+    match report.state.as_str() {
+        "ready" => Ok(()),
+        _ if !report.parity.ok => Err(parity_error(
+            &report.cluster,
+            &ParityReport {
+                ok: false,
+                differences: report.parity.differences.clone(),
+                unreadable: report.parity.unreadable.clone(),
+                matching: vec![],
+            },
+        )),
+        "absent" => Err(Error::NotReady(format!(
+            "cluster {} does not exist — create it with `sparkbox up -n {}`",
+            report.cluster, report.cluster
+        ))),
+        other => Err(Error::NotReady(format!(
+            "cluster {} is {other}: {}/{} workers alive — `sparkbox up -n {}` restores it",
+            report.cluster, report.workers.alive, report.workers.wanted, report.cluster
+        ))),
+    }
+}
+
+fn print_status(r: &StatusReport) {
+    println!(
+        "cluster {}: {} — workers {}/{} alive, cores {}/{} used, memory {}/{} MiB used, parity {}",
+        r.cluster,
+        r.state,
+        r.workers.alive,
+        r.workers.wanted,
+        r.cores.used,
+        r.cores.total,
+        r.memory_mb.used,
+        r.memory_mb.total,
+        if r.parity.ok { "ok" } else { "FAILED" }
+    );
+    if let Some(image) = &r.image {
+        println!("image {image}");
+    }
+    println!(
+        "{:<24} {:<8} {:<8} {:<10} {:<9} url",
+        "container", "role", "state", "health", "versions"
+    );
+    for c in &r.containers {
+        println!(
+            "{:<24} {:<8} {:<8} {:<10} {:<9} {}",
+            c.name,
+            c.role,
+            c.state,
+            c.health.as_deref().unwrap_or("-"),
+            if c.versions_ok { "ok" } else { "DIFFERENT" },
+            c.url.as_deref().unwrap_or("")
+        );
+    }
+    for app in &r.apps {
+        println!(
+            "app {} {:?} {} cores {}",
+            app.id, app.name, app.cores, app.state
+        );
+    }
+    print_urls(r);
+}
+
+/// `sparkbox down`.
+pub async fn down(args: DownArgs, progress: &Progress) -> Result<()> {
+    let cluster = &args.name.name;
+    spec::validate_cluster_name(cluster)?;
+    let engine = DockerEngine::connect().await?;
+    let observed = Observed::read(&engine, cluster, None).await?;
+    if observed.is_empty() {
+        println!("cluster {cluster} does not exist; nothing to remove");
+        return Ok(());
+    }
+    progress.phase(&format!("removing cluster {cluster}"));
+    let removals = observed
+        .containers
+        .iter()
+        .map(|c| engine.remove_container(&c.name));
+    for result in join_all(removals).await {
+        result?;
+    }
+    for network in &observed.networks {
+        engine.remove_network(network).await?;
+    }
+    let mut kept = Vec::new();
+    if args.volumes {
+        for volume in &observed.volumes {
+            engine.remove_volume(volume).await?;
+        }
+    } else {
+        kept.clone_from(&observed.volumes);
+    }
+    progress.finish();
+    println!(
+        "removed cluster {cluster}: {} containers, {} network(s){}",
+        observed.containers.len(),
+        observed.networks.len(),
+        if args.volumes {
+            format!(", {} volume(s)", observed.volumes.len())
+        } else {
+            String::new()
+        }
+    );
+    if !kept.is_empty() {
+        println!(
+            "kept volume(s) {} — your notebooks are there for the next `up`; `sparkbox down -n {cluster} --volumes` deletes them",
+            kept.join(", ")
+        );
+    }
+    Ok(())
+}

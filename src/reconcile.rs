@@ -1,0 +1,261 @@
+//! The pure heart of `up`: desired state × observed state → plan. No I/O.
+
+use crate::engine::{ContainerSpec, ContainerState};
+use crate::labels;
+use crate::observe::Observed;
+use crate::plan::{Action, Cause, Plan, Stage, Step};
+use crate::services::Desired;
+
+fn hash(labels_map: &std::collections::HashMap<String, String>) -> Option<&str> {
+    labels_map.get(labels::CONFIG_HASH).map(String::as_str)
+}
+
+/// Steps for one container: create it, replace it, start it, or nothing.
+/// Returns whether the container gets (re)created.
+fn converge(
+    steps: &mut Vec<Step>,
+    stage: Stage,
+    want: &ContainerSpec,
+    have: Option<&ContainerState>,
+    force_replace: Option<Cause>,
+) -> bool {
+    let create = |cause| Step {
+        stage,
+        action: Action::CreateContainer(Box::new(want.clone())),
+        cause,
+    };
+    match have {
+        None => {
+            steps.push(create(Cause::NotFound));
+            true
+        }
+        Some(c) => {
+            let changed = hash(&c.labels) != hash(&want.labels) || c.name != want.name;
+            let cause = if changed {
+                Some(Cause::ConfigChanged)
+            } else {
+                force_replace
+            };
+            if let Some(cause) = cause {
+                steps.push(Step {
+                    stage: Stage::Removal,
+                    action: Action::RemoveContainer(c.name.clone()),
+                    cause,
+                });
+                steps.push(create(cause));
+                true
+            } else if !c.is_running() {
+                steps.push(Step {
+                    stage,
+                    action: Action::StartContainer(c.name.clone()),
+                    cause: Cause::Stopped,
+                });
+                false
+            } else {
+                false
+            }
+        }
+    }
+}
+
+/// The plan that turns `observed` into `desired`.
+pub fn reconcile(desired: &Desired, observed: &Observed) -> Plan {
+    let mut steps = Vec::new();
+    if !observed.image_present {
+        steps.push(Step {
+            stage: Stage::Image,
+            action: Action::BuildImage(desired.image_tag.clone()),
+            cause: Cause::NotFound,
+        });
+    }
+    if !observed.networks.contains(&desired.network) {
+        steps.push(Step {
+            stage: Stage::Infrastructure,
+            action: Action::CreateNetwork(desired.network.clone()),
+            cause: Cause::NotFound,
+        });
+    }
+    for volume in &desired.volumes {
+        if !observed.volumes.contains(volume) {
+            steps.push(Step {
+                stage: Stage::Infrastructure,
+                action: Action::CreateVolume(volume.clone()),
+                cause: Cause::NotFound,
+            });
+        }
+    }
+
+    let master_new = converge(
+        &mut steps,
+        Stage::Master,
+        &desired.master,
+        observed.master(),
+        None,
+    );
+    // Workers registered with a replaced master are replaced with it.
+    let worker_cause = (master_new && observed.master().is_some()).then_some(Cause::MasterReplaced);
+    let have_workers = observed.workers();
+    for (n, want) in &desired.workers {
+        converge(
+            &mut steps,
+            Stage::Workers,
+            want,
+            have_workers.get(n).copied(),
+            worker_cause,
+        );
+    }
+    // Highest numbers first, so a partial scale-down leaves a dense range.
+    for (n, have) in have_workers.iter().rev() {
+        if !desired.workers.contains_key(n) {
+            steps.push(Step {
+                stage: Stage::Removal,
+                action: Action::RemoveContainer(have.name.clone()),
+                cause: Cause::ScaleDown,
+            });
+        }
+    }
+    converge(
+        &mut steps,
+        Stage::Jupyter,
+        &desired.jupyter,
+        observed.jupyter(),
+        None,
+    );
+    steps.sort_by_key(|s| s.stage);
+    Plan { steps }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::services::desired;
+    use crate::services::tests::{sample_resolved, sample_spec};
+    use std::collections::HashMap;
+
+    fn running(spec: &ContainerSpec) -> ContainerState {
+        ContainerState {
+            name: spec.name.clone(),
+            id: format!("id-{}", spec.name),
+            labels: spec.labels.clone(),
+            state: "running".into(),
+            health: Some("healthy".into()),
+            ports: vec![],
+            status: "Up".into(),
+        }
+    }
+
+    fn observed_from(d: &Desired) -> Observed {
+        let mut containers = vec![running(&d.master), running(&d.jupyter)];
+        containers.extend(d.workers.values().map(running));
+        Observed {
+            image_present: true,
+            networks: vec![d.network.clone()],
+            volumes: d.volumes.clone(),
+            containers,
+        }
+    }
+
+    #[test]
+    fn fresh_cluster_plan() {
+        let d = desired(&sample_spec(3), &sample_resolved(3));
+        let plan = reconcile(&d, &Observed::default());
+        insta::assert_snapshot!(plan.to_string(), @r"
+         1. build image sparkbox/jupyter-spark:test (not found)
+         2. create network demo-net (not found)
+         3. create volume demo-notebooks (not found)
+         4. create container demo-master (not found)
+         5. create container demo-worker-1 (not found)
+         6. create container demo-worker-2 (not found)
+         7. create container demo-worker-3 (not found)
+         8. create container demo-jupyter (not found)
+        ");
+    }
+
+    #[test]
+    fn healthy_cluster_needs_nothing() {
+        let d = desired(&sample_spec(2), &sample_resolved(2));
+        let plan = reconcile(&d, &observed_from(&d));
+        assert!(plan.is_empty(), "{plan}");
+        assert_eq!(
+            plan.to_string(),
+            "nothing to do: the cluster matches the desired state\n"
+        );
+    }
+
+    #[test]
+    fn scaling_up_adds_only_the_new_worker() {
+        let two = desired(&sample_spec(2), &sample_resolved(2));
+        let three = desired(&sample_spec(3), &sample_resolved(3));
+        let plan = reconcile(&three, &observed_from(&two));
+        insta::assert_snapshot!(plan.to_string(), @" 1. create container demo-worker-3 (not found)");
+    }
+
+    #[test]
+    fn scaling_down_removes_the_highest_first() {
+        let three = desired(&sample_spec(3), &sample_resolved(3));
+        let one = desired(&sample_spec(1), &sample_resolved(1));
+        let plan = reconcile(&one, &observed_from(&three));
+        insta::assert_snapshot!(plan.to_string(), @r"
+         1. remove container demo-worker-3 (scale down)
+         2. remove container demo-worker-2 (scale down)
+        ");
+    }
+
+    #[test]
+    fn dead_worker_is_started_and_missing_one_created() {
+        let d = desired(&sample_spec(3), &sample_resolved(3));
+        let mut obs = observed_from(&d);
+        obs.containers.retain(|c| c.name != "demo-worker-3");
+        for c in obs
+            .containers
+            .iter_mut()
+            .filter(|c| c.name == "demo-worker-1")
+        {
+            c.state = "exited".into();
+        }
+        let plan = reconcile(&d, &obs);
+        insta::assert_snapshot!(plan.to_string(), @r"
+         1. start container demo-worker-1 (stopped)
+         2. create container demo-worker-3 (not found)
+        ");
+    }
+
+    #[test]
+    fn changed_worker_config_replaces_workers_not_master() {
+        let d = desired(&sample_spec(2), &sample_resolved(2));
+        let obs = observed_from(&d);
+        let mut spec = sample_spec(2);
+        spec.worker_cores = 2;
+        let d2 = desired(&spec, &sample_resolved(2));
+        let plan = reconcile(&d2, &obs);
+        insta::assert_snapshot!(plan.to_string(), @r"
+         1. remove container demo-worker-1 (config changed)
+         2. remove container demo-worker-2 (config changed)
+         3. create container demo-worker-1 (config changed)
+         4. create container demo-worker-2 (config changed)
+        ");
+    }
+
+    #[test]
+    fn replaced_master_takes_its_workers_along() {
+        let d = desired(&sample_spec(1), &sample_resolved(1));
+        let mut obs = observed_from(&d);
+        for c in obs
+            .containers
+            .iter_mut()
+            .filter(|c| c.name == "demo-master")
+        {
+            c.labels = HashMap::from([
+                (labels::ROLE.to_string(), "master".to_string()),
+                (labels::CONFIG_HASH.to_string(), "old".to_string()),
+            ]);
+        }
+        let plan = reconcile(&d, &obs);
+        insta::assert_snapshot!(plan.to_string(), @r"
+         1. remove container demo-master (config changed)
+         2. remove container demo-worker-1 (master replaced)
+         3. create container demo-master (config changed)
+         4. create container demo-worker-1 (master replaced)
+        ");
+    }
+}

@@ -1,0 +1,263 @@
+//! The desired state of a cluster, and the names of everything it is made of.
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::image::ImageRecipe;
+
+/// The cluster name used when none is given.
+pub const DEFAULT_CLUSTER: &str = "sparkbox";
+/// Default master web UI port on the host.
+pub const DEFAULT_MASTER_UI_PORT: u16 = 8080;
+/// Default Jupyter port on the host.
+pub const DEFAULT_JUPYTER_PORT: u16 = 8888;
+/// Default application (driver) UI port on the host.
+pub const DEFAULT_APP_UI_PORT: u16 = 4040;
+/// First host port tried for worker UIs.
+pub const FIRST_WORKER_UI_PORT: u16 = 8081;
+/// The master's RPC port inside the network.
+pub const MASTER_PORT: u16 = 7077;
+/// Jupyter's port inside its container.
+pub const JUPYTER_CONTAINER_PORT: u16 = 8888;
+/// Most workers one cluster may have.
+pub const MAX_WORKERS: u32 = 64;
+
+/// A container's part in the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The Spark standalone master.
+    Master,
+    /// A Spark worker.
+    Worker,
+    /// JupyterLab, the driver.
+    Jupyter,
+}
+
+impl Role {
+    /// The label value and command word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Master => "master",
+            Role::Worker => "worker",
+            Role::Jupyter => "jupyter",
+        }
+    }
+
+    /// Parses a label value.
+    pub fn parse(text: &str) -> Option<Role> {
+        match text {
+            "master" => Some(Role::Master),
+            "worker" => Some(Role::Worker),
+            "jupyter" => Some(Role::Jupyter),
+            _ => None,
+        }
+    }
+}
+
+/// A host port: chosen by sparkbox (starting from a default) or fixed by the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortChoice {
+    /// Try the default, take the next free one if it is taken.
+    Auto(u16),
+    /// Exactly this port, or a clear error.
+    Fixed(u16),
+}
+
+impl PortChoice {
+    /// The port to try first.
+    pub fn preferred(self) -> u16 {
+        match self {
+            PortChoice::Auto(p) | PortChoice::Fixed(p) => p,
+        }
+    }
+}
+
+/// The desired cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterSpec {
+    /// Cluster name; prefixes every object name.
+    pub name: String,
+    /// Number of workers.
+    pub workers: u32,
+    /// Cores each worker offers.
+    pub worker_cores: u32,
+    /// Memory each worker offers to executors, in MiB.
+    pub worker_memory_mb: u64,
+    /// The image to run.
+    pub image: ImageRecipe,
+    /// Host address ports are published on.
+    pub bind_address: String,
+    /// Master web UI host port.
+    pub master_ui_port: PortChoice,
+    /// Jupyter host port.
+    pub jupyter_port: PortChoice,
+    /// Application UI host port.
+    pub app_ui_port: PortChoice,
+    /// How long `up` waits for readiness.
+    pub timeout: Duration,
+}
+
+/// Checks a cluster name: it prefixes container, network and volume names.
+pub fn validate_cluster_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 40
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput(format!(
+            "cluster name {name:?} is not usable — use up to 40 lowercase letters, digits and '-', starting with a letter or digit (e.g. --name team-a)"
+        )))
+    }
+}
+
+/// Parses a Spark memory size ("512m", "2g", "1536M") into MiB.
+pub fn parse_memory_mb(text: &str) -> Result<u64> {
+    let t = text.trim().to_ascii_lowercase();
+    let (digits, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let unit = unit.trim_end_matches('b');
+    let n: u64 = digits.parse().map_err(|_| bad_memory(text))?;
+    let mb = match unit {
+        "m" => n,
+        "g" => n * 1024,
+        "t" => n * 1024 * 1024,
+        _ => return Err(bad_memory(text)),
+    };
+    if mb < 512 {
+        return Err(Error::InvalidInput(format!(
+            "--memory {text} is too small for a Spark worker — give at least 512m"
+        )));
+    }
+    Ok(mb)
+}
+
+fn bad_memory(text: &str) -> Error {
+    Error::InvalidInput(format!(
+        "--memory {text:?} is not a size — write it like Spark does: 512m, 1g, 2g"
+    ))
+}
+
+/// Formats MiB the way Spark expects ("1g" or "1536m").
+pub fn format_memory_mb(mb: u64) -> String {
+    if mb % 1024 == 0 {
+        format!("{}g", mb / 1024)
+    } else {
+        format!("{mb}m")
+    }
+}
+
+/// Checks a worker count.
+pub fn validate_workers(workers: u32) -> Result<()> {
+    if workers == 0 || workers > MAX_WORKERS {
+        return Err(Error::InvalidInput(format!(
+            "--workers {workers} is out of range — give 1 to {MAX_WORKERS}"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a per-worker core count.
+pub fn validate_cores(cores: u32) -> Result<()> {
+    if cores == 0 || cores > 256 {
+        return Err(Error::InvalidInput(format!(
+            "--cores {cores} is out of range — give 1 to 256 cores per worker"
+        )));
+    }
+    Ok(())
+}
+
+/// The names of a cluster's objects.
+#[derive(Debug, Clone)]
+pub struct Names {
+    cluster: String,
+}
+
+impl Names {
+    /// Names for the cluster `cluster`.
+    pub fn new(cluster: &str) -> Names {
+        Names {
+            cluster: cluster.to_string(),
+        }
+    }
+
+    /// "<cluster>-master".
+    pub fn master(&self) -> String {
+        format!("{}-master", self.cluster)
+    }
+
+    /// "<cluster>-worker-<n>".
+    pub fn worker(&self, n: u32) -> String {
+        format!("{}-worker-{n}", self.cluster)
+    }
+
+    /// "<cluster>-jupyter".
+    pub fn jupyter(&self) -> String {
+        format!("{}-jupyter", self.cluster)
+    }
+
+    /// "<cluster>-net".
+    pub fn network(&self) -> String {
+        format!("{}-net", self.cluster)
+    }
+
+    /// "<cluster>-notebooks".
+    pub fn notebooks_volume(&self) -> String {
+        format!("{}-notebooks", self.cluster)
+    }
+
+    /// "spark://<cluster>-master:7077".
+    pub fn master_url(&self) -> String {
+        format!("spark://{}:{MASTER_PORT}", self.master())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_documented_pattern() {
+        let n = Names::new("team-a");
+        assert_eq!(n.master(), "team-a-master");
+        assert_eq!(n.worker(3), "team-a-worker-3");
+        assert_eq!(n.jupyter(), "team-a-jupyter");
+        assert_eq!(n.network(), "team-a-net");
+        assert_eq!(n.notebooks_volume(), "team-a-notebooks");
+        assert_eq!(n.master_url(), "spark://team-a-master:7077");
+    }
+
+    #[test]
+    fn cluster_names_are_checked() {
+        assert!(validate_cluster_name("sparkbox").is_ok());
+        assert!(validate_cluster_name("ci-42").is_ok());
+        for bad in ["", "-x", "Upper", "a_b", "a b", &"x".repeat(41)] {
+            assert!(validate_cluster_name(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn memory_sizes_parse_like_spark() {
+        assert_eq!(parse_memory_mb("1g").ok(), Some(1024));
+        assert_eq!(parse_memory_mb("1536M").ok(), Some(1536));
+        assert_eq!(parse_memory_mb("2gb").ok(), Some(2048));
+        assert!(parse_memory_mb("lots").is_err());
+        assert!(parse_memory_mb("100m").is_err());
+        assert_eq!(format_memory_mb(2048), "2g");
+        assert_eq!(format_memory_mb(1536), "1536m");
+    }
+
+    #[test]
+    fn counts_are_bounded() {
+        assert!(validate_workers(0).is_err());
+        assert!(validate_workers(3).is_ok());
+        assert!(validate_workers(65).is_err());
+        assert!(validate_cores(0).is_err());
+    }
+}

@@ -1,0 +1,263 @@
+//! Readiness: everything goes through exec inside the containers (never a
+//! container IP from the host), with a deadline, failing fast when a
+//! container exits or turns unhealthy.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{ContainerState, Engine};
+use crate::error::{Error, Result};
+use crate::labels;
+use crate::progress::Progress;
+
+/// How often readiness is polled.
+const POLL: Duration = Duration::from_millis(250);
+/// How many log lines a failure shows.
+const LOG_LINES: usize = 30;
+
+/// The probe script inside the image.
+pub const PROBE: &str = "/opt/sparkbox/bin/probe";
+
+/// A worker as the master's /json/ reports it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MasterWorker {
+    /// Worker ID.
+    pub id: String,
+    /// Host name it registered with.
+    pub host: String,
+    /// "ALIVE", "DEAD", …
+    pub state: String,
+    /// Cores offered.
+    pub cores: u64,
+    /// Cores in use.
+    pub coresused: u64,
+    /// Memory offered (MiB).
+    pub memory: u64,
+    /// Memory in use (MiB).
+    pub memoryused: u64,
+    /// Its web UI address.
+    pub webuiaddress: String,
+}
+
+/// An application as the master reports it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MasterApp {
+    /// Application ID.
+    pub id: String,
+    /// Application name.
+    pub name: String,
+    /// Cores granted.
+    pub cores: i64,
+    /// "RUNNING", "WAITING", …
+    pub state: String,
+}
+
+/// The master's /json/ document (the parts sparkbox reads).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MasterJson {
+    /// Master URL.
+    pub url: String,
+    /// Registered workers (alive or not).
+    pub workers: Vec<MasterWorker>,
+    /// Total cores of alive workers.
+    pub cores: u64,
+    /// Cores in use.
+    pub coresused: u64,
+    /// Total memory (MiB).
+    pub memory: u64,
+    /// Memory in use (MiB).
+    pub memoryused: u64,
+    /// Running applications.
+    pub activeapps: Vec<MasterApp>,
+    /// Finished applications.
+    pub completedapps: Vec<MasterApp>,
+    /// "ALIVE" for a working master.
+    pub status: String,
+}
+
+impl MasterJson {
+    /// Alive workers whose host is one of `hosts` (a replaced worker's stale
+    /// registration under an old address is not counted twice).
+    pub fn alive_workers(&self) -> Vec<&MasterWorker> {
+        let mut seen = std::collections::BTreeSet::new();
+        self.workers
+            .iter()
+            .filter(|w| w.state == "ALIVE")
+            .filter(|w| seen.insert(w.host.clone()))
+            .collect()
+    }
+}
+
+/// Asks the master (from inside its container) for its state.
+pub async fn master_state<E: Engine>(engine: &E, master: &str) -> Result<Option<MasterJson>> {
+    let out = engine.exec(master, &[PROBE, "master"]).await?;
+    if out.exit_code != 0 {
+        return Ok(None);
+    }
+    Ok(serde_json::from_str(out.stdout.trim()).ok())
+}
+
+/// True when `port` accepts connections on `host`, tried from inside `container`.
+pub async fn port_open<E: Engine>(
+    engine: &E,
+    container: &str,
+    host: &str,
+    port: u16,
+) -> Result<bool> {
+    let port = port.to_string();
+    let out = engine
+        .exec(container, &[PROBE, "port", host, &port])
+        .await?;
+    Ok(out.exit_code == 0)
+}
+
+/// True when Jupyter answers its API with the token.
+pub async fn jupyter_ready<E: Engine>(engine: &E, jupyter: &str) -> Result<bool> {
+    let out = engine
+        .exec(jupyter, &["/opt/sparkbox/bin/healthcheck", "jupyter"])
+        .await?;
+    Ok(out.exit_code == 0)
+}
+
+/// Fails when an expected container is missing, stopped or unhealthy, with its last log lines.
+pub async fn check_alive<E: Engine>(engine: &E, cluster: &str, expected: &[String]) -> Result<()> {
+    let containers = engine.containers(&[(labels::CLUSTER, cluster)]).await?;
+    for name in expected {
+        let found: Option<&ContainerState> = containers.iter().find(|c| &c.name == name);
+        let problem = match found {
+            None => Some("disappeared".to_string()),
+            Some(c) if !c.is_running() => Some(format!("stopped ({})", c.status)),
+            Some(c) if c.health.as_deref() == Some("unhealthy") => {
+                Some("turned unhealthy".to_string())
+            }
+            Some(_) => None,
+        };
+        if let Some(problem) = problem {
+            let logs = engine.logs_tail(name, LOG_LINES).await.unwrap_or_default();
+            return Err(Error::NotReady(format!(
+                "{name} {problem} while the cluster was starting — its last log lines:\n{}\nfix the cause (see `docker logs {name}`), then run `sparkbox up` again",
+                indent(&logs)
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("  | {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Waits until the master accepts connections on its RPC port.
+pub async fn wait_master_listening<E: Engine>(
+    engine: &E,
+    cluster: &str,
+    master: &str,
+    deadline: Instant,
+    progress: &Progress,
+) -> Result<()> {
+    progress.phase(&format!("waiting for {master} to listen"));
+    let expected = [master.to_string()];
+    loop {
+        if port_open(engine, master, master, crate::spec::MASTER_PORT)
+            .await
+            .unwrap_or(false)
+        {
+            return Ok(());
+        }
+        check_alive(engine, cluster, &expected).await?;
+        if Instant::now() >= deadline {
+            let logs = engine
+                .logs_tail(master, LOG_LINES)
+                .await
+                .unwrap_or_default();
+            return Err(Error::NotReady(format!(
+                "{master} did not listen on port {} before the timeout — its last log lines:\n{}\npass a longer --timeout or check the machine's load",
+                crate::spec::MASTER_PORT,
+                indent(&logs)
+            )));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Waits until exactly `workers` workers are ALIVE and Jupyter answers.
+pub async fn wait_ready<E: Engine>(
+    engine: &E,
+    cluster: &str,
+    names: &crate::spec::Names,
+    workers: u32,
+    deadline: Instant,
+    progress: &Progress,
+) -> Result<MasterJson> {
+    let master = names.master();
+    let jupyter = names.jupyter();
+    let mut expected = vec![master.clone(), jupyter.clone()];
+    expected.extend((1..=workers).map(|n| names.worker(n)));
+    let mut jupyter_ok = false;
+    let mut last_alive = usize::MAX;
+    loop {
+        check_alive(engine, cluster, &expected).await?;
+        let state = master_state(engine, &master).await.unwrap_or(None);
+        let alive = state.as_ref().map(|s| s.alive_workers().len()).unwrap_or(0);
+        if !jupyter_ok {
+            jupyter_ok = jupyter_ready(engine, &jupyter).await.unwrap_or(false);
+        }
+        if alive != last_alive {
+            progress.phase(&format!(
+                "waiting for workers: {alive}/{workers} alive{}",
+                if jupyter_ok { ", Jupyter ready" } else { "" }
+            ));
+            last_alive = alive;
+        }
+        if let Some(state) = state {
+            if alive == workers as usize && jupyter_ok {
+                return Ok(state);
+            }
+        }
+        if Instant::now() >= deadline {
+            let mut why = Vec::new();
+            if alive != workers as usize {
+                why.push(format!("{alive} of {workers} workers registered"));
+            }
+            if !jupyter_ok {
+                why.push("Jupyter did not answer".to_string());
+            }
+            let mut logs = String::new();
+            for name in expected.iter().skip(1) {
+                if let Ok(text) = engine.logs_tail(name, 8).await {
+                    logs.push_str(&format!("{name}:\n{}\n", indent(&text)));
+                }
+            }
+            return Err(Error::NotReady(format!(
+                "the cluster {cluster} was not ready before the timeout: {} — recent logs:\n{logs}run `sparkbox up` again to keep waiting, or pass a longer --timeout",
+                why.join("; ")
+            )));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_master_json_and_counts_alive_once_per_host() {
+        let text = r#"{"url":"spark://m:7077","workers":[
+            {"id":"w1","host":"172.18.0.3","state":"ALIVE","cores":1,"memory":1024},
+            {"id":"w0","host":"172.18.0.3","state":"DEAD","cores":1,"memory":1024},
+            {"id":"w2","host":"172.18.0.4","state":"ALIVE","cores":1,"memory":1024}],
+            "aliveworkers":2,"cores":2,"coresused":0,"memory":2048,"memoryused":0,
+            "activeapps":[],"completedapps":[],"status":"ALIVE","extra":"ignored"}"#;
+        let m: MasterJson = serde_json::from_str(text).expect("parses");
+        assert_eq!(m.alive_workers().len(), 2);
+        assert_eq!(m.cores, 2);
+    }
+}

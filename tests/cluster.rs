@@ -1,0 +1,247 @@
+//! Real-Docker tests of `up`, `status` and `down`. One cluster serves a
+//! sequence of checks (each one able to fail on its own), because a cluster
+//! takes seconds to start on a 2-core CI machine.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
+
+use common::{
+    block_on, cluster_name, container_ids, docker, ensure_default_image, exec_as, run, sparkbox,
+    ClusterGuard,
+};
+use sparkbox::engine::Engine;
+use sparkbox::labels;
+
+const JOB: &str = r#"
+import json, socket
+from pyspark.sql import SparkSession
+spark = SparkSession.builder.appName("sbx-test-job").getOrCreate()
+sc = spark.sparkContext
+hosts = sc.parallelize(range(400), 8).map(lambda _: socket.gethostname()).distinct().collect()
+total = spark.range(1000).selectExpr("sum(id) AS s").collect()[0]["s"]
+print(json.dumps({"hosts": sorted(hosts), "sum": total, "app": sc.applicationId}))
+spark.stop()
+"#;
+
+/// GET a path from 127.0.0.1:port; returns the status line and body.
+fn http_get(port: u16, path: &str, token: Option<&str>) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let auth = token
+        .map(|t| format!("Authorization: token {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n{auth}\r\n"
+    )
+    .expect("write");
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok();
+    text
+}
+
+fn status_json(name: &str) -> (i32, serde_json::Value) {
+    let (code, out, err) = run(sparkbox().args(["status", "--json", "-n", name]));
+    let value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("status JSON ({e}): {out}\n{err}"));
+    (code, value)
+}
+
+fn up(name: &str, workers: &str) -> (i32, String, String) {
+    run(sparkbox().args(["up", "-n", name, "--workers", workers, "--timeout", "240"]))
+}
+
+#[test]
+fn cluster_lifecycle() {
+    let Some(engine) = docker("cluster_lifecycle") else {
+        return;
+    };
+    ensure_default_image();
+    let name = cluster_name("life");
+    let _guard = ClusterGuard::new(&name);
+    let jupyter = format!("{name}-jupyter");
+    let master = format!("{name}-master");
+
+    // --dry-run prints the plan and changes nothing.
+    let (code, out, err) = run(sparkbox().args(["up", "-n", &name, "--workers", "2", "--dry-run"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!("create container {name}-worker-2 (not found)")),
+        "{out}"
+    );
+    assert!(
+        container_ids(&name).is_empty(),
+        "dry run created containers"
+    );
+    let nets = block_on(engine.networks(&[(labels::CLUSTER, name.as_str())])).expect("networks");
+    assert!(nets.is_empty(), "dry run created a network");
+
+    // A taken default port (Jupyter's 8888) is replaced by a free one and reported.
+    let holder = TcpListener::bind(("127.0.0.1", 8888)).ok();
+    let (code, out, err) = up(&name, "2");
+    assert_eq!(code, 0, "up failed:\n{out}\n{err}");
+    assert!(out.contains(&format!("cluster {name} is ready")), "{out}");
+    assert!(err.contains("port 8888 is taken"), "{err}");
+    drop(holder);
+
+    // status --json: 2 workers alive, parity ok, URLs with the moved port.
+    let (code, status) = status_json(&name);
+    assert_eq!(code, 0, "{status}");
+    assert_eq!(status["state"], "ready", "{status}");
+    assert_eq!(status["workers"]["alive"], 2);
+    assert_eq!(status["workers"]["wanted"], 2);
+    assert_eq!(status["parity"]["ok"], true);
+    let containers = status["containers"].as_array().cloned().unwrap_or_default();
+    assert_eq!(containers.len(), 4, "{status}");
+    assert!(containers
+        .iter()
+        .all(|c| c["versions_ok"] == true && c["state"] == "running"));
+    let jupyter_url = status["urls"]["jupyter"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let (port, token) = {
+        let rest = jupyter_url.trim_start_matches("http://127.0.0.1:");
+        let (port, rest) = rest.split_once('/').expect("port in URL");
+        (
+            port.parse::<u16>().expect("port number"),
+            rest.split("token=").nth(1).unwrap_or("").to_string(),
+        )
+    };
+    assert_ne!(port, 8888, "Jupyter took the held port");
+    // Jupyter answers on its published port with the token, and refuses without it.
+    assert!(http_get(port, "/api/status", Some(&token)).starts_with("HTTP/1.1 200"));
+    assert!(http_get(port, "/api/contents", None).starts_with("HTTP/1.1 403"));
+
+    // A PySpark job from the Jupyter container runs its tasks on the workers.
+    let (code, out, err) = exec_as(&jupyter, "spark", &["python", "-c", JOB]);
+    assert_eq!(code, 0, "job failed:\n{out}\n{err}");
+    let result: serde_json::Value =
+        serde_json::from_str(out.lines().last().unwrap_or("")).expect("job JSON");
+    assert_eq!(result["sum"], 499500);
+    let hosts: Vec<String> = serde_json::from_value(result["hosts"].clone()).expect("hosts");
+    assert!(!hosts.is_empty());
+    assert!(
+        hosts
+            .iter()
+            .all(|h| h.starts_with(&format!("{name}-worker-"))),
+        "tasks ran on {hosts:?}"
+    );
+    // The master lists the finished application.
+    let (_, master_json, _) = exec_as(&master, "spark", &["/opt/sparkbox/bin/probe", "master"]);
+    assert!(master_json.contains("sbx-test-job"), "{master_json}");
+
+    // Scaling up adds one worker and leaves every other container alone.
+    let before = container_ids(&name);
+    let (code, out, err) = up(&name, "3");
+    assert_eq!(code, 0, "{out}\n{err}");
+    let after = container_ids(&name);
+    for (container, id) in &before {
+        assert_eq!(after.get(container), Some(id), "{container} was recreated");
+    }
+    assert!(after.contains_key(&format!("{name}-worker-3")));
+    let (_, status) = status_json(&name);
+    assert_eq!(status["workers"]["alive"], 3, "{status}");
+
+    // A killed worker is restored by `up`.
+    let victim = format!("{name}-worker-2");
+    block_on(engine.client().kill_container(
+        &victim,
+        None::<bollard::query_parameters::KillContainerOptions>,
+    ))
+    .expect("kill");
+    let (code, status) = status_json(&name);
+    assert_ne!(code, 0, "status says ready with a dead worker: {status}");
+    let (code, out, err) = up(&name, "3");
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        err.contains(&format!("start container {victim} (stopped)")),
+        "{err}"
+    );
+    let (code, status) = status_json(&name);
+    assert_eq!(code, 0, "{status}");
+    assert_eq!(status["workers"]["alive"], 3, "{status}");
+
+    // On a healthy cluster `up` changes nothing and says so.
+    let ids = container_ids(&name);
+    let (code, out, err) = up(&name, "3");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("is up to date, nothing changed"), "{out}");
+    assert_eq!(container_ids(&name), ids);
+
+    // Notebooks survive down/up: the volume stays unless --volumes.
+    let (code, _, err) = exec_as(
+        &jupyter,
+        "spark",
+        &[
+            "sh",
+            "-c",
+            "echo '{\"cells\": []}' > /home/spark/notebooks/keep.ipynb",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run(sparkbox().args(["down", "-n", &name]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("kept volume(s)"), "{out}");
+    assert!(container_ids(&name).is_empty(), "down left containers");
+    let volumes = block_on(engine.volumes(&[(labels::CLUSTER, name.as_str())])).expect("volumes");
+    assert_eq!(volumes, vec![format!("{name}-notebooks")]);
+    let (code, out, err) = up(&name, "1");
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (code, out, _) = exec_as(
+        &jupyter,
+        "spark",
+        &["cat", "/home/spark/notebooks/keep.ipynb"],
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("cells"), "{out}");
+
+    // A different py4j inside Jupyter (as `pip install` would leave it) fails parity.
+    let (code, _, err) = exec_as(
+        &jupyter,
+        "root",
+        &[
+            "sh",
+            "-c",
+            "sed -i 's/^Version: .*/Version: 0.10.9.1/' /opt/sparkbox/venv/lib/python3*/site-packages/py4j-*.dist-info/METADATA",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(sparkbox().args(["status", "-n", &name]));
+    assert_eq!(code, 8, "{err}");
+    assert!(
+        err.contains("py4j") && err.contains("0.10.9.1 (!)") && err.contains(&jupyter),
+        "{err}"
+    );
+    let (code, _, err) = up(&name, "1");
+    assert_eq!(code, 8, "{err}");
+    assert!(err.contains("version parity failed"), "{err}");
+
+    // down --volumes removes everything, the notebooks volume included.
+    let (code, _, err) = run(sparkbox().args(["down", "-n", &name, "--volumes"]));
+    assert_eq!(code, 0, "{err}");
+    let volumes = block_on(engine.volumes(&[(labels::CLUSTER, name.as_str())])).expect("volumes");
+    assert!(volumes.is_empty());
+}
+
+#[test]
+fn fixed_taken_port_is_refused_before_anything_is_made() {
+    if docker("fixed_taken_port_is_refused_before_anything_is_made").is_none() {
+        return;
+    }
+    let name = cluster_name("port");
+    let _guard = ClusterGuard::new(&name);
+    let listener = TcpListener::bind(("127.0.0.1", 0)).expect("bind");
+    let port = listener.local_addr().expect("addr").port().to_string();
+    let (code, _, err) = run(sparkbox().args(["up", "-n", &name, "--master-ui-port", &port]));
+    assert_eq!(code, 9, "{err}");
+    assert!(
+        err.contains(&format!("port {port} is taken on 127.0.0.1")),
+        "{err}"
+    );
+    assert!(err.contains("--master-ui-port"), "{err}");
+    assert!(container_ids(&name).is_empty());
+}

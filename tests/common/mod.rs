@@ -1,0 +1,150 @@
+//! Shared helpers of the real-Docker tests: the Docker gate (required under
+//! CI=true, skipped with a printed reason elsewhere), the sparkbox binary, and
+//! a guard that removes everything a test made, by label, even on failure.
+#![allow(dead_code)]
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use sparkbox::engine::{DockerEngine, Engine};
+use sparkbox::labels;
+
+/// Serialises image builds within one test binary.
+static BUILD_LOCK: Mutex<()> = Mutex::new(());
+
+/// Runs a future on a private runtime (tests themselves are synchronous).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(f)
+}
+
+/// A connected engine, or None (with the reason printed) when the test should
+/// be skipped. Under CI=true an unreachable engine fails the test instead.
+pub fn docker(test: &str) -> Option<DockerEngine> {
+    match block_on(DockerEngine::connect()) {
+        Ok(engine) => Some(engine),
+        Err(e) => {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("CI=true requires the Docker tests to run, but: {e}");
+            }
+            eprintln!("SKIPPED {test}: no Docker engine ({e})");
+            None
+        }
+    }
+}
+
+/// The sparkbox binary with plain progress output.
+pub fn sparkbox() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("sparkbox").expect("binary");
+    cmd.env_remove("SPARKBOX_NAME")
+        .env_remove("DOCKER_HOST")
+        .arg("--progress")
+        .arg("plain")
+        .timeout(Duration::from_secs(1500));
+    cmd
+}
+
+/// Builds the default image once per test binary (a no-op when it exists).
+pub fn ensure_default_image() {
+    let _guard = BUILD_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let out = sparkbox()
+        .arg("build")
+        .output()
+        .expect("sparkbox build runs");
+    assert!(
+        out.status.success(),
+        "sparkbox build failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Output of a finished command as text: (exit code, stdout, stderr).
+pub fn run(cmd: &mut assert_cmd::Command) -> (i32, String, String) {
+    let out = cmd.output().expect("command runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A unique cluster name for one test.
+pub fn cluster_name(test: &str) -> String {
+    format!("sbxt-{}-{test}", std::process::id())
+}
+
+/// Removes every container, network and volume labelled with the cluster
+/// when dropped — also when the test panics.
+pub struct ClusterGuard {
+    /// The cluster name.
+    pub name: String,
+}
+
+impl ClusterGuard {
+    /// Guards `name`.
+    pub fn new(name: &str) -> ClusterGuard {
+        ClusterGuard {
+            name: name.to_string(),
+        }
+    }
+}
+
+/// Removes all objects labelled with cluster `name`.
+pub fn remove_cluster_by_label(name: &str) {
+    block_on(async {
+        let Ok(engine) = DockerEngine::connect().await else {
+            return;
+        };
+        let filter = [(labels::CLUSTER, name)];
+        if let Ok(containers) = engine.containers(&filter).await {
+            for c in containers {
+                let _ = engine.remove_container(&c.name).await;
+            }
+        }
+        if let Ok(networks) = engine.networks(&filter).await {
+            for n in networks {
+                let _ = engine.remove_network(&n).await;
+            }
+        }
+        if let Ok(volumes) = engine.volumes(&filter).await {
+            for v in volumes {
+                let _ = engine.remove_volume(&v).await;
+            }
+        }
+    });
+}
+
+impl Drop for ClusterGuard {
+    fn drop(&mut self) {
+        remove_cluster_by_label(&self.name);
+    }
+}
+
+/// Runs a command in a container (as `user`) through the engine API.
+pub fn exec_as(container: &str, user: &str, command: &[&str]) -> (i64, String, String) {
+    block_on(async {
+        let engine = DockerEngine::connect().await.expect("engine");
+        let out = sparkbox::engine::docker::exec_as(&engine, container, user, command)
+            .await
+            .expect("exec runs");
+        (out.exit_code, out.stdout, out.stderr)
+    })
+}
+
+/// Container name → ID for a cluster.
+pub fn container_ids(cluster: &str) -> std::collections::BTreeMap<String, String> {
+    block_on(async {
+        let engine = DockerEngine::connect().await.expect("engine");
+        engine
+            .containers(&[(labels::CLUSTER, cluster)])
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|c| (c.name, c.id))
+            .collect()
+    })
+}

@@ -316,10 +316,9 @@ pub async fn ensure_image<E: Engine>(
     let request = BuildRequest {
         tag: stage_tag.clone(),
         build_args: build_args(recipe),
-        labels: HashMap::from([
-            (labels::IMAGE.to_string(), "jupyter-spark".to_string()),
-            (labels::IMAGE_HASH.to_string(), recipe.content_hash()),
-        ]),
+        // Labels go on in the second build, in one step: the classic builder
+        // turns every API label into a step of its own.
+        labels: HashMap::new(),
         no_cache: settings.no_cache,
     };
     progress.phase(&format!("building {tag}"));
@@ -350,8 +349,8 @@ pub async fn ensure_image<E: Engine>(
         version_labels.insert(format!("{}{key}", labels::VERSION_PREFIX), value.clone());
     }
     let label_context = {
+        let dockerfile = label_dockerfile(&stage_tag, &version_labels);
         let mut builder = tar::Builder::new(Vec::new());
-        let dockerfile = format!("FROM {stage_tag}\n");
         let mut header = tar::Header::new_gnu();
         header.set_size(dockerfile.len() as u64);
         header.set_mode(0o644);
@@ -364,7 +363,7 @@ pub async fn ensure_image<E: Engine>(
     let label_request = BuildRequest {
         tag: tag.clone(),
         build_args: HashMap::new(),
-        labels: version_labels,
+        labels: HashMap::new(),
         no_cache: false,
     };
     let id = run_build(engine, label_context, &label_request, &tag, progress).await?;
@@ -377,6 +376,23 @@ pub async fn ensure_image<E: Engine>(
         built: true,
         versions: measured,
     })
+}
+
+/// A Dockerfile that adds all `labels` to `from` in a single LABEL step.
+pub fn label_dockerfile(from: &str, labels_map: &HashMap<String, String>) -> String {
+    let mut keys: Vec<&String> = labels_map.keys().collect();
+    keys.sort();
+    let mut text = format!("FROM {from}\nLABEL");
+    for key in keys {
+        let value = labels_map[key]
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('$', "\\$")
+            .replace('\n', " ");
+        text.push_str(&format!(" \\\n    {key}=\"{value}\""));
+    }
+    text.push('\n');
+    text
 }
 
 /// Reads /opt/sparkbox/versions.json from an image.
@@ -498,6 +514,18 @@ mod tests {
         assert_eq!(
             recipe(vec!["a", "b"]).content_hash(),
             recipe(vec!["b", "a"]).content_hash()
+        );
+    }
+
+    #[test]
+    fn labels_are_one_step_with_escaped_values() {
+        let labels = HashMap::from([
+            ("b.key".to_string(), r#"{"spark":"4.3.0"}"#.to_string()),
+            ("a.key".to_string(), "plain".to_string()),
+        ]);
+        assert_eq!(
+            label_dockerfile("img:1", &labels),
+            "FROM img:1\nLABEL \\\n    a.key=\"plain\" \\\n    b.key=\"{\\\"spark\\\":\\\"4.3.0\\\"}\"\n"
         );
     }
 

@@ -203,12 +203,17 @@ pub async fn wait_ready<E: Engine>(
     let mut jupyter_ok = false;
     let mut last_alive = usize::MAX;
     loop {
-        check_alive(engine, cluster, &expected).await?;
-        let state = master_state(engine, &master).await.unwrap_or(None);
+        let (alive_check, state, jupyter_now) = tokio::join!(
+            check_alive(engine, cluster, &expected),
+            master_state(engine, &master),
+            async {
+                jupyter_ok || jupyter_ready(engine, &jupyter).await.unwrap_or(false)
+            }
+        );
+        alive_check?;
+        let state = state.unwrap_or(None);
         let alive = state.as_ref().map(|s| s.alive_workers().len()).unwrap_or(0);
-        if !jupyter_ok {
-            jupyter_ok = jupyter_ready(engine, &jupyter).await.unwrap_or(false);
-        }
+        jupyter_ok = jupyter_now;
         if alive != last_alive {
             progress.phase(&format!(
                 "waiting for workers: {alive}/{workers} alive{}",

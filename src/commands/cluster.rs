@@ -194,51 +194,52 @@ pub async fn up(args: UpArgs, progress: &Progress) -> Result<()> {
     if !report.ok {
         return Err(parity_error(&spec.name, &report));
     }
-    let status = collect_status(&engine, &spec.name).await?;
-    if changed {
-        println!(
-            "cluster {} is ready in {:.1}s: {}",
-            spec.name,
-            started.elapsed().as_secs_f64(),
-            summary_line(&master, &status, &reference)
-        );
+    let urls = Urls {
+        master_ui: Some(format!("http://127.0.0.1:{}", resolved.master_ui_port)),
+        jupyter: Some(format!(
+            "http://127.0.0.1:{}/lab?token={}",
+            resolved.jupyter_port, resolved.token
+        )),
+        app_ui: Some(format!("http://127.0.0.1:{}", resolved.app_ui_port)),
+    };
+    let verdict = if changed {
+        "is ready"
     } else {
-        println!(
-            "cluster {} is up to date, nothing changed ({:.1}s): {}",
-            spec.name,
-            started.elapsed().as_secs_f64(),
-            summary_line(&master, &status, &reference)
-        );
-    }
-    print_urls(&status);
+        "is up to date, nothing changed"
+    };
+    println!(
+        "cluster {} {verdict} ({:.1}s): {}",
+        spec.name,
+        started.elapsed().as_secs_f64(),
+        summary_line(&master, spec.workers, containers.len(), &reference)
+    );
+    print_urls(&urls, &names.master_url());
     Ok(())
 }
 
-fn summary_line(master: &MasterJson, status: &StatusReport, reference: &Versions) -> String {
+fn summary_line(master: &MasterJson, wanted: u32, containers: usize, reference: &Versions) -> String {
     format!(
-        "{}/{} workers alive, {} cores, {} MiB; versions identical in {} containers (Spark {}, Python {}, Java {})",
+        "{}/{wanted} workers alive, {} cores, {} MiB; versions identical in {containers} containers (Spark {}, Python {}, Java {})",
         master.alive_workers().len(),
-        status.workers.wanted,
         master.cores,
         master.memory,
-        status.containers.len(),
         reference.get("spark").unwrap_or("?"),
         reference.get("python").unwrap_or("?"),
         reference.get("java").unwrap_or("?"),
     )
 }
 
-fn print_urls(status: &StatusReport) {
-    if let Some(u) = &status.urls.jupyter {
+fn print_urls(urls: &Urls, master_url: &str) {
+    if let Some(u) = &urls.jupyter {
         println!("  Jupyter     {u}");
     }
-    if let Some(u) = &status.urls.master_ui {
+    if let Some(u) = &urls.master_ui {
         println!("  Master UI   {u}");
     }
-    if let Some(u) = &status.urls.app_ui {
+    if let Some(u) = &urls.app_ui {
         println!("  App UI      {u} (while a notebook runs Spark)");
     }
-    println!("  Spark       {} (inside the network)", status.master_url);
+    println!("  Spark       {master_url} (inside the network)");
 }
 
 fn parity_error(cluster: &str, report: &ParityReport) -> Error {
@@ -548,7 +549,7 @@ fn print_status(r: &StatusReport) {
             app.id, app.name, app.cores, app.state
         );
     }
-    print_urls(r);
+    print_urls(&r.urls, &r.master_url);
 }
 
 /// `sparkbox down`.

@@ -1,5 +1,6 @@
 //! Runs a plan in dependency order — image, network and volumes, removals,
-//! master, workers in parallel, Jupyter — and reports progress. It makes no
+//! then the master with Jupyter alongside, then the workers in parallel once
+//! the master listens — and reports progress. It makes no
 //! decisions: those were made by `reconcile`.
 
 use std::time::Instant;
@@ -95,26 +96,52 @@ pub async fn execute<E: Engine>(
     progress: &Progress,
 ) -> Result<()> {
     let names = Names::new(ctx.cluster);
-    for stage in [
-        Stage::Image,
-        Stage::Infrastructure,
-        Stage::Removal,
-        Stage::Master,
-    ] {
+    for stage in [Stage::Image, Stage::Infrastructure, Stage::Removal] {
         run_stage(engine, plan, stage, ctx, progress).await?;
     }
-    let workers_to_start = plan.stage(Stage::Workers).next().is_some();
-    if workers_to_start {
-        // A worker started before the master listens backs off for seconds.
-        wait::wait_master_listening(engine, ctx.cluster, &names.master(), ctx.deadline, progress)
-            .await?;
-    }
-    // Jupyter does not depend on the workers: start both together.
-    let (workers, jupyter) = tokio::join!(
-        run_stage(engine, plan, Stage::Workers, ctx, progress),
+    // Jupyter needs the master only when a notebook starts Spark, so it
+    // starts together with the master and uses the second core while the
+    // master's JVM comes up.
+    let master_then_workers = async {
+        run_stage(engine, plan, Stage::Master, ctx, progress).await?;
+        let worker_steps: Vec<&Step> = plan.stage(Stage::Workers).collect();
+        if worker_steps.is_empty() {
+            return Ok(());
+        }
+        // New worker containers are created while the master starts (creating
+        // takes a moment on some storage drivers) and started once it listens:
+        // a worker started before the master listens backs off for seconds.
+        let new_workers: Vec<_> = worker_steps
+            .iter()
+            .filter_map(|s| match &s.action {
+                Action::CreateContainer(spec) => Some(spec),
+                _ => None,
+            })
+            .collect();
+        for step in &worker_steps {
+            progress.phase(&step.to_string());
+        }
+        let master = names.master();
+        let (listening, created) = tokio::join!(
+            wait::wait_master_listening(engine, ctx.cluster, &master, ctx.deadline, progress),
+            try_join_all(new_workers.iter().map(|spec| engine.create_container(spec)))
+        );
+        created?;
+        listening?;
+        try_join_all(worker_steps.iter().map(|step| async move {
+            match &step.action {
+                Action::CreateContainer(spec) => engine.start_container(&spec.name).await,
+                _ => run_step(engine, step, ctx, progress).await,
+            }
+        }))
+        .await?;
+        Ok(())
+    };
+    let (spark, jupyter) = tokio::join!(
+        master_then_workers,
         run_stage(engine, plan, Stage::Jupyter, ctx, progress)
     );
-    workers?;
+    spark?;
     jupyter?;
     Ok(())
 }

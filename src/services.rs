@@ -189,6 +189,10 @@ pub fn desired(spec: &ClusterSpec, resolved: &Resolved) -> Desired {
         publish(spec, resolved.app_ui_port, resolved.app_ui_port),
     ];
     jupyter.binds = vec![format!("{}:{NOTEBOOKS_DIR}", names.notebooks_volume())];
+    // Jupyter starts beside the master; on a small machine the Spark daemons
+    // come first when both want the CPU (the weight matters only under
+    // contention, so an idle machine gives Jupyter all it asks for).
+    jupyter.cpu_shares = Some(256);
     jupyter
         .labels
         .insert(TOKEN_LABEL.into(), resolved.token.clone());

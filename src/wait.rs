@@ -101,20 +101,6 @@ pub async fn master_state<E: Engine>(engine: &E, master: &str) -> Result<Option<
     Ok(serde_json::from_str(out.stdout.trim()).ok())
 }
 
-/// True when `port` accepts connections on `host`, tried from inside `container`.
-pub async fn port_open<E: Engine>(
-    engine: &E,
-    container: &str,
-    host: &str,
-    port: u16,
-) -> Result<bool> {
-    let port = port.to_string();
-    let out = engine
-        .exec(container, &[PROBE, "port", host, &port])
-        .await?;
-    Ok(out.exit_code == 0)
-}
-
 /// True when Jupyter answers its API with the token.
 pub async fn jupyter_ready<E: Engine>(engine: &E, jupyter: &str) -> Result<bool> {
     let out = engine
@@ -154,6 +140,10 @@ fn indent(text: &str) -> String {
         .join("\n")
 }
 
+/// How long one in-container wait runs before the container states are
+/// checked again (so a crash is noticed within this time).
+const WAIT_SLICE_S: &str = "2";
+
 /// Waits until the master accepts connections on its RPC port.
 pub async fn wait_master_listening<E: Engine>(
     engine: &E,
@@ -164,11 +154,13 @@ pub async fn wait_master_listening<E: Engine>(
 ) -> Result<()> {
     progress.phase(&format!("waiting for {master} to listen"));
     let expected = [master.to_string()];
+    let port = crate::spec::MASTER_PORT.to_string();
     loop {
-        if port_open(engine, master, master, crate::spec::MASTER_PORT)
-            .await
-            .unwrap_or(false)
-        {
+        // One exec polls every 0.1 s inside the container for up to 2 s.
+        let out = engine
+            .exec(master, &[PROBE, "wait-port", master, &port, WAIT_SLICE_S])
+            .await?;
+        if out.exit_code == 0 {
             return Ok(());
         }
         check_alive(engine, cluster, &expected).await?;
@@ -178,16 +170,24 @@ pub async fn wait_master_listening<E: Engine>(
                 .await
                 .unwrap_or_default();
             return Err(Error::NotReady(format!(
-                "{master} did not listen on port {} before the timeout — its last log lines:\n{}\npass a longer --timeout or check the machine's load",
-                crate::spec::MASTER_PORT,
+                "{master} did not listen on port {port} before the timeout — its last log lines:\n{}\npass a longer --timeout or check the machine's load",
                 indent(&logs)
             )));
         }
-        tokio::time::sleep(POLL).await;
     }
 }
 
-/// Waits until exactly `workers` workers are ALIVE and Jupyter answers.
+/// Alive workers among `wanted` host names (the master may still list a
+/// removed worker as alive until its heartbeat times out).
+pub fn alive_among(state: &MasterJson, wanted: &[String]) -> usize {
+    state
+        .alive_workers()
+        .iter()
+        .filter(|w| wanted.contains(&w.host))
+        .count()
+}
+
+/// Waits until every wanted worker is ALIVE at the master and Jupyter answers.
 pub async fn wait_ready<E: Engine>(
     engine: &E,
     cluster: &str,
@@ -198,22 +198,26 @@ pub async fn wait_ready<E: Engine>(
 ) -> Result<MasterJson> {
     let master = names.master();
     let jupyter = names.jupyter();
+    let wanted: Vec<String> = (1..=workers).map(|n| names.worker(n)).collect();
+    let wanted_arg = wanted.join(",");
+    let probe_command = [PROBE, "wait-workers", wanted_arg.as_str(), WAIT_SLICE_S];
     let mut expected = vec![master.clone(), jupyter.clone()];
-    expected.extend((1..=workers).map(|n| names.worker(n)));
+    expected.extend(wanted.iter().cloned());
     let mut jupyter_ok = false;
     let mut last_alive = usize::MAX;
     loop {
-        let (alive_check, state, jupyter_now) = tokio::join!(
+        let (alive_check, probe, jupyter_now) = tokio::join!(
             check_alive(engine, cluster, &expected),
-            master_state(engine, &master),
-            async {
-                jupyter_ok || jupyter_ready(engine, &jupyter).await.unwrap_or(false)
-            }
+            // One exec polls the master every 0.1 s for up to 2 s.
+            engine.exec(&master, &probe_command),
+            async { jupyter_ok || jupyter_ready(engine, &jupyter).await.unwrap_or(false) }
         );
         alive_check?;
-        let state = state.unwrap_or(None);
-        let alive = state.as_ref().map(|s| s.alive_workers().len()).unwrap_or(0);
         jupyter_ok = jupyter_now;
+        let state: Option<MasterJson> = probe
+            .ok()
+            .and_then(|out| serde_json::from_str(out.stdout.trim()).ok());
+        let alive = state.as_ref().map(|s| alive_among(s, &wanted)).unwrap_or(0);
         if alive != last_alive {
             progress.phase(&format!(
                 "waiting for workers: {alive}/{workers} alive{}",
@@ -222,7 +226,7 @@ pub async fn wait_ready<E: Engine>(
             last_alive = alive;
         }
         if let Some(state) = state {
-            if alive == workers as usize && jupyter_ok {
+            if alive == wanted.len() && jupyter_ok {
                 return Ok(state);
             }
         }
@@ -245,7 +249,9 @@ pub async fn wait_ready<E: Engine>(
                 why.join("; ")
             )));
         }
-        tokio::time::sleep(POLL).await;
+        if !jupyter_ok {
+            tokio::time::sleep(POLL).await;
+        }
     }
 }
 
@@ -264,5 +270,9 @@ mod tests {
         let m: MasterJson = serde_json::from_str(text).expect("parses");
         assert_eq!(m.alive_workers().len(), 2);
         assert_eq!(m.cores, 2);
+        // Only the wanted hosts count: a removed worker still listed as
+        // alive (until its heartbeat times out) is not one of them.
+        assert_eq!(alive_among(&m, &["172.18.0.4".to_string()]), 1);
+        assert_eq!(alive_among(&m, &[]), 0);
     }
 }

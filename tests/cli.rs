@@ -112,3 +112,32 @@ fn versions_prints_the_matrix() {
         )))
         .stdout(predicate::str::contains(default.py4j));
 }
+
+#[test]
+fn permission_denied_on_the_socket_says_how_to_fix_it() {
+    let socket = std::path::Path::new("/var/run/docker.sock");
+    let is_root = std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false);
+    let setpriv = std::path::Path::new("/usr/bin/setpriv");
+    if !socket.exists() || !is_root || !setpriv.exists() {
+        eprintln!("SKIPPED permission test: needs root, setpriv and /var/run/docker.sock");
+        return;
+    }
+    let bin = assert_cmd::cargo::cargo_bin("sparkbox");
+    // Run as "nobody", who may not use the root-owned socket.
+    Command::new(setpriv)
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(bin)
+        .arg("status")
+        .env_remove("DOCKER_HOST")
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains(
+            "permission denied on the Docker socket",
+        ))
+        .stderr(predicate::str::contains("docker"));
+}

@@ -172,6 +172,23 @@ fn cluster_lifecycle() {
     assert!(out.contains("is up to date, nothing changed"), "{out}");
     assert_eq!(container_ids(&name), ids);
 
+    // Scaling down removes the highest-numbered worker and nothing else.
+    let (code, out, err) = up(&name, "2");
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        err.contains(&format!("remove container {name}-worker-3 (scale down)")),
+        "{err}"
+    );
+    let after = container_ids(&name);
+    assert!(!after.contains_key(&format!("{name}-worker-3")));
+    for (container, id) in ids.iter().filter(|(c, _)| !c.ends_with("-worker-3")) {
+        assert_eq!(
+            after.get(container),
+            Some(id),
+            "{container} was touched by scale down"
+        );
+    }
+
     // Notebooks survive down/up: the volume stays unless --volumes.
     let (code, _, err) = exec_as(
         &jupyter,

@@ -200,3 +200,26 @@ fn which(program: &str) -> Option<std::path::PathBuf> {
             .find(|p| p.is_file())
     })
 }
+
+#[test]
+fn failing_build_step_shows_its_last_lines() {
+    if docker("failing_build_step_shows_its_last_lines").is_none() {
+        return;
+    }
+    ensure_default_image();
+    // The sparkbox image runs as the unprivileged user `spark`, so using it as
+    // a base makes the install step fail at once (apt-get needs root).
+    let base = tag_for(&[]);
+    let (code, out, err) = run(sparkbox().args(["build", "--base-image", &base]));
+    assert_eq!(code, 5, "{out}\n{err}");
+    assert!(err.contains("failed at step"), "{err}");
+    assert!(
+        err.contains("install-deps.sh"),
+        "the failing step is not named: {err}"
+    );
+    assert!(err.contains("--- last lines of that step ---"), "{err}");
+    assert!(
+        err.to_lowercase().contains("permission denied"),
+        "the step's own output is missing: {err}"
+    );
+}

@@ -217,10 +217,14 @@ pub async fn up(args: UpArgs, progress: &Progress) -> Result<()> {
     Ok(())
 }
 
-fn summary_line(master: &MasterJson, wanted: u32, containers: usize, reference: &Versions) -> String {
+fn summary_line(
+    master: &MasterJson,
+    wanted: u32,
+    containers: usize,
+    reference: &Versions,
+) -> String {
     format!(
-        "{}/{wanted} workers alive, {} cores, {} MiB; versions identical in {containers} containers (Spark {}, Python {}, Java {})",
-        master.alive_workers().len(),
+        "{wanted}/{wanted} workers alive, {} cores, {} MiB; versions identical in {containers} containers (Spark {}, Python {}, Java {})",
         master.cores,
         master.memory,
         reference.get("spark").unwrap_or("?"),

@@ -602,6 +602,7 @@ fn spec_to_body(spec: &ContainerSpec) -> ContainerCreateBody {
             binds: Some(spec.binds.clone()),
             network_mode: Some(spec.network.clone()),
             memory: spec.memory_bytes,
+            cpu_shares: spec.cpu_shares,
             ..Default::default()
         }),
         networking_config: Some(NetworkingConfig {

@@ -101,6 +101,8 @@ pub struct ContainerSpec {
     pub healthcheck: Option<Vec<String>>,
     /// Memory limit in bytes.
     pub memory_bytes: Option<i64>,
+    /// Relative CPU weight under contention (the engine's default is 1024).
+    pub cpu_shares: Option<i64>,
 }
 
 /// A container as the engine reports it.

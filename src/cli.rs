@@ -32,6 +32,12 @@ pub enum Command {
     Status(StatusArgs),
     /// Remove a cluster's containers and network (volumes stay unless --volumes).
     Down(DownArgs),
+    /// List every sparkbox cluster on the engine.
+    Ls(LsArgs),
+    /// Stop a cluster's containers, keeping them and their volumes.
+    Stop(StopArgs),
+    /// Start a stopped cluster again and wait until it is ready, like `up`.
+    Start(StartArgs),
     /// Build the jupyter-spark image (once; later runs find it up to date).
     Build(BuildArgs),
     /// Manage sparkbox images.
@@ -155,6 +161,34 @@ pub struct DownArgs {
     /// Also delete the cluster's volumes (notebooks!).
     #[arg(long)]
     pub volumes: bool,
+}
+
+/// `sparkbox ls`.
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sparkbox stop`.
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Which cluster.
+    #[command(flatten)]
+    pub name: NameArg,
+}
+
+/// `sparkbox start`.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Which cluster.
+    #[command(flatten)]
+    pub name: NameArg,
+
+    /// Seconds to wait for every worker, Jupyter and the version check.
+    #[arg(long, default_value_t = 180, value_name = "SECONDS")]
+    pub timeout: u64,
 }
 
 /// `sparkbox image …`.

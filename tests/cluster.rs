@@ -216,6 +216,33 @@ fn cluster_lifecycle() {
     assert_eq!(code, 0);
     assert!(out.contains("cells"), "{out}");
 
+    // `ls` lists the cluster; `stop` keeps containers and volumes; `start`
+    // brings them back, checked like `up`, with the notebook still there.
+    let (code, out, err) = run(sparkbox().args(["ls", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    let list: serde_json::Value = serde_json::from_str(&out).expect("ls JSON");
+    let mine = list
+        .as_array()
+        .and_then(|l| l.iter().find(|c| c["name"] == name.as_str()).cloned())
+        .unwrap_or_else(|| panic!("{name} not listed: {out}"));
+    assert_eq!(mine["state"], "running");
+    assert_eq!(mine["workers"], 1);
+    let ids = container_ids(&name);
+    let (code, out, err) = run(sparkbox().args(["stop", "-n", &name]));
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (code, status) = status_json(&name);
+    assert_eq!(code, 7, "{status}");
+    assert_eq!(status["state"], "stopped");
+    let (code, out, err) = run(sparkbox().args(["start", "-n", &name, "--timeout", "240"]));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains(&format!("cluster {name} is ready")), "{out}");
+    assert_eq!(container_ids(&name), ids, "start recreated containers");
+    let (code, status) = status_json(&name);
+    assert_eq!(code, 0, "{status}");
+    let (code, out, _) = exec_as(&jupyter, "spark", &["cat", "/home/spark/notebooks/keep.ipynb"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("cells"), "{out}");
+
     // A different py4j inside Jupyter (as `pip install` would leave it) fails parity.
     let (code, _, err) = exec_as(
         &jupyter,

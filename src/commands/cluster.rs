@@ -46,7 +46,7 @@ pub fn spec_from(args: &UpArgs) -> Result<ClusterSpec> {
     })
 }
 
-fn label_port(c: Option<&ContainerState>, key: &str) -> Option<u16> {
+pub(crate) fn label_port(c: Option<&ContainerState>, key: &str) -> Option<u16> {
     c.and_then(|c| c.labels.get(key))
         .and_then(|p| p.parse().ok())
 }
@@ -246,14 +246,14 @@ fn print_urls(urls: &Urls, master_url: &str) {
     println!("  Spark       {master_url} (inside the network)");
 }
 
-fn parity_error(cluster: &str, report: &ParityReport) -> Error {
+pub(crate) fn parity_error(cluster: &str, report: &ParityReport) -> Error {
     Error::ParityMismatch(format!(
         "version parity failed in cluster {cluster}: the containers do not run the same versions\n{}fix: undo the change in the marked container (or recreate it: `sparkbox down -n {cluster}` then `sparkbox up -n {cluster}`; volumes are kept)",
         parity::render(report)
     ))
 }
 
-async fn image_versions<E: Engine>(engine: &E, tag: &str) -> Result<Versions> {
+pub(crate) async fn image_versions<E: Engine>(engine: &E, tag: &str) -> Result<Versions> {
     let info = engine.image(tag).await?.ok_or_else(|| Error::Engine {
         action: format!("inspect image {tag}"),
         detail: "the image is gone — run `sparkbox build`".into(),

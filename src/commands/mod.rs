@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod cluster;
+pub mod lifecycle;
 
 use crate::cli::{Cli, Command, ImageCommand};
 use crate::error::Result;
@@ -14,6 +15,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Up(args) => cluster::up(args, &progress).await,
         Command::Status(args) => cluster::status(args).await,
         Command::Down(args) => cluster::down(args, &progress).await,
+        Command::Ls(args) => lifecycle::ls(args).await,
+        Command::Stop(args) => lifecycle::stop(args, &progress).await,
+        Command::Start(args) => lifecycle::start(args, &progress).await,
         Command::Build(args) => build::run(args, &progress).await,
         Command::Image(ImageCommand::Base {
             base_image,

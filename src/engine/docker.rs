@@ -530,10 +530,20 @@ impl Engine for DockerEngine {
     }
 }
 
+/// An engine label filter; an empty value matches any value of the key.
 fn label_filter(labels: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
     HashMap::from([(
         "label".to_string(),
-        labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        labels
+            .iter()
+            .map(|(k, v)| {
+                if v.is_empty() {
+                    k.to_string()
+                } else {
+                    format!("{k}={v}")
+                }
+            })
+            .collect(),
     )])
 }
 

@@ -183,7 +183,8 @@ pub trait Engine {
     /// Removes an image (by reference or ID).
     async fn remove_image(&self, reference: &str) -> Result<()>;
 
-    /// Containers (running or not) carrying every given label.
+    /// Containers (running or not) carrying every given label (an empty
+    /// value matches any value).
     async fn containers(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerState>>;
 
     /// Names of the networks carrying every given label.

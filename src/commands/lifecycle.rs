@@ -1,0 +1,238 @@
+//! `sparkbox ls`, `stop` and `start`: the day-two lifecycle of clusters that exist.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use futures_util::future::try_join_all;
+use serde::Serialize;
+
+use crate::cli::{LsArgs, StartArgs, StopArgs};
+use crate::commands::cluster::{image_versions, label_port, parity_error};
+use crate::engine::{ContainerState, DockerEngine, Engine};
+use crate::error::{Error, Result};
+use crate::labels;
+use crate::observe::Observed;
+use crate::parity;
+use crate::progress::Progress;
+use crate::services;
+use crate::spec::{self, Names};
+use crate::wait;
+
+/// One cluster in `ls`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ClusterLine {
+    /// Cluster name.
+    pub name: String,
+    /// running, stopped or partial.
+    pub state: String,
+    /// Worker containers.
+    pub workers: usize,
+    /// Running containers / all containers.
+    pub running: usize,
+    /// All containers.
+    pub containers: usize,
+    /// Master UI on the host.
+    pub master_ui: Option<String>,
+    /// Jupyter with token.
+    pub jupyter: Option<String>,
+}
+
+/// Groups containers by their cluster label into `ls` lines (pure).
+pub fn cluster_lines(containers: &[ContainerState]) -> Vec<ClusterLine> {
+    let mut by_cluster: BTreeMap<&str, Vec<&ContainerState>> = BTreeMap::new();
+    for c in containers {
+        if let Some(name) = c.labels.get(labels::CLUSTER) {
+            by_cluster.entry(name.as_str()).or_default().push(c);
+        }
+    }
+    by_cluster
+        .into_iter()
+        .map(|(name, cs)| {
+            let role = |r: &str| {
+                cs.iter()
+                    .copied()
+                    .find(|c| c.labels.get(labels::ROLE).map(String::as_str) == Some(r))
+            };
+            let running = cs.iter().filter(|c| c.is_running()).count();
+            let state = match running {
+                0 => "stopped",
+                n if n == cs.len() => "running",
+                _ => "partial",
+            };
+            let jupyter = role("jupyter").and_then(|j| {
+                let port = label_port(Some(j), services::JUPYTER_PORT_LABEL)?;
+                let token = j.labels.get(services::TOKEN_LABEL)?;
+                Some(format!("http://127.0.0.1:{port}/lab?token={token}"))
+            });
+            ClusterLine {
+                name: name.to_string(),
+                state: state.to_string(),
+                workers: cs
+                    .iter()
+                    .filter(|c| c.labels.get(labels::ROLE).map(String::as_str) == Some("worker"))
+                    .count(),
+                running,
+                containers: cs.len(),
+                master_ui: label_port(role("master"), services::UI_PORT_LABEL)
+                    .map(|p| format!("http://127.0.0.1:{p}")),
+                jupyter,
+            }
+        })
+        .collect()
+}
+
+/// `sparkbox ls`.
+pub async fn ls(args: LsArgs) -> Result<()> {
+    let engine = DockerEngine::connect().await?;
+    let containers = engine.containers(&[(labels::CLUSTER, "")]).await?;
+    let lines = cluster_lines(&containers);
+    if args.json {
+        let text = serde_json::to_string_pretty(&lines)
+            .map_err(|e| Error::Io(format!("cannot render the list: {e}")))?;
+        println!("{text}");
+        return Ok(());
+    }
+    if lines.is_empty() {
+        println!("no sparkbox clusters on this engine — `sparkbox up` makes one");
+        return Ok(());
+    }
+    println!(
+        "{:<20} {:<8} {:>7} {:>9}  urls",
+        "cluster", "state", "workers", "running"
+    );
+    for l in &lines {
+        println!(
+            "{:<20} {:<8} {:>7} {:>9}  {} {}",
+            l.name,
+            l.state,
+            l.workers,
+            format!("{}/{}", l.running, l.containers),
+            l.master_ui.as_deref().unwrap_or(""),
+            l.jupyter.as_deref().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+async fn existing(engine: &DockerEngine, cluster: &str) -> Result<Observed> {
+    spec::validate_cluster_name(cluster)?;
+    let observed = Observed::read(engine, cluster, None).await?;
+    if observed.containers.is_empty() {
+        return Err(Error::InvalidInput(format!(
+            "cluster {cluster} has no containers — create it with `sparkbox up -n {cluster}`"
+        )));
+    }
+    Ok(observed)
+}
+
+/// `sparkbox stop`: containers and volumes stay; `start` brings them back.
+pub async fn stop(args: StopArgs, progress: &Progress) -> Result<()> {
+    let cluster = &args.name.name;
+    let engine = DockerEngine::connect().await?;
+    let observed = existing(&engine, cluster).await?;
+    progress.phase(&format!("stopping cluster {cluster}"));
+    let running: Vec<&ContainerState> = observed
+        .containers
+        .iter()
+        .filter(|c| c.is_running())
+        .collect();
+    try_join_all(running.iter().map(|c| engine.stop_container(&c.name, 10))).await?;
+    progress.finish();
+    println!(
+        "stopped cluster {cluster}: {} containers (containers and volumes kept; `sparkbox start -n {cluster}` brings them back)",
+        running.len()
+    );
+    Ok(())
+}
+
+/// `sparkbox start`: master first, then the rest once it listens, then the
+/// same readiness and parity checks as `up`.
+pub async fn start(args: StartArgs, progress: &Progress) -> Result<()> {
+    let started = Instant::now();
+    let cluster = &args.name.name;
+    let engine = DockerEngine::connect().await?;
+    let observed = existing(&engine, cluster).await?;
+    let names = Names::new(cluster);
+    let deadline = Instant::now() + Duration::from_secs(args.timeout.max(1));
+    if let Some(master) = observed.master().filter(|m| !m.is_running()) {
+        progress.phase(&format!("starting {}", master.name));
+        engine.start_container(&master.name).await?;
+    }
+    if observed.master().is_some() {
+        wait::wait_master_listening(&engine, cluster, &names.master(), deadline, progress).await?;
+    }
+    let rest: Vec<&ContainerState> = observed
+        .containers
+        .iter()
+        .filter(|c| {
+            !c.is_running() && Some(c.name.as_str()) != observed.master().map(|m| m.name.as_str())
+        })
+        .collect();
+    for c in &rest {
+        progress.phase(&format!("starting {}", c.name));
+    }
+    try_join_all(rest.iter().map(|c| engine.start_container(&c.name))).await?;
+    let workers = observed.workers().len() as u32;
+    let running: Vec<String> = observed.containers.iter().map(|c| c.name.clone()).collect();
+    let image = observed
+        .containers
+        .iter()
+        .find_map(|c| c.labels.get(services::IMAGE_REF_LABEL).cloned())
+        .ok_or_else(|| Error::InvalidInput(format!("cluster {cluster} has no image label — recreate it with `sparkbox down -n {cluster}` and `sparkbox up -n {cluster}`")))?;
+    let reference = image_versions(&engine, &image).await?;
+    let (ready, measured) = tokio::join!(
+        wait::wait_ready(&engine, cluster, &names, workers, deadline, progress),
+        parity::measure_all(&engine, &running)
+    );
+    ready?;
+    let report = parity::compare(&reference, &measured);
+    progress.finish();
+    if !report.ok {
+        return Err(parity_error(cluster, &report));
+    }
+    println!(
+        "cluster {cluster} is ready ({:.1}s): {workers}/{workers} workers alive; versions identical in {} containers",
+        started.elapsed().as_secs_f64(),
+        running.len()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn container(cluster: &str, role: &str, running: bool) -> ContainerState {
+        ContainerState {
+            name: format!("{cluster}-{role}"),
+            labels: HashMap::from([
+                (labels::CLUSTER.to_string(), cluster.to_string()),
+                (labels::ROLE.to_string(), role.to_string()),
+                (services::UI_PORT_LABEL.to_string(), "8080".to_string()),
+            ]),
+            state: if running { "running" } else { "exited" }.to_string(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn clusters_are_grouped_with_state_and_counts() {
+        let lines = cluster_lines(&[
+            container("b", "master", true),
+            container("b", "worker", false),
+            container("a", "master", false),
+        ]);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(
+            (lines[0].name.as_str(), lines[0].state.as_str()),
+            ("a", "stopped")
+        );
+        assert_eq!(
+            (lines[1].name.as_str(), lines[1].state.as_str()),
+            ("b", "partial")
+        );
+        assert_eq!(lines[1].workers, 1);
+        assert_eq!(lines[1].master_ui.as_deref(), Some("http://127.0.0.1:8080"));
+    }
+}

@@ -36,6 +36,8 @@ pub enum Command {
     Ls(LsArgs),
     /// Stop a cluster's containers, keeping them and their volumes.
     Stop(StopArgs),
+    /// Change the number of workers of a running cluster, touching nothing else.
+    Scale(ScaleArgs),
     /// Start a stopped cluster again and wait until it is ready, like `up`.
     Start(StartArgs),
     /// Build the jupyter-spark image (once; later runs find it up to date).
@@ -177,6 +179,22 @@ pub struct StopArgs {
     /// Which cluster.
     #[command(flatten)]
     pub name: NameArg,
+}
+
+/// `sparkbox scale`.
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// Which cluster.
+    #[command(flatten)]
+    pub name: NameArg,
+
+    /// The new number of workers (the highest-numbered go first when shrinking).
+    #[arg(long, short = 'w')]
+    pub workers: u32,
+
+    /// Seconds to wait for the workers to register.
+    #[arg(long, default_value_t = 180, value_name = "SECONDS")]
+    pub timeout: u64,
 }
 
 /// `sparkbox start`.

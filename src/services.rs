@@ -19,6 +19,10 @@ pub const UI_PORT_LABEL: &str = "io.sparkbox.ui-port";
 pub const JUPYTER_PORT_LABEL: &str = "io.sparkbox.jupyter-port";
 /// Label with the application UI port.
 pub const APP_UI_PORT_LABEL: &str = "io.sparkbox.app-ui-port";
+/// Label with a worker's cores (so `scale` can add identical workers).
+pub const WORKER_CORES_LABEL: &str = "io.sparkbox.worker-cores";
+/// Label with a worker's memory in MiB.
+pub const WORKER_MEMORY_LABEL: &str = "io.sparkbox.worker-memory-mb";
 /// Where notebooks live inside the Jupyter container.
 pub const NOTEBOOKS_DIR: &str = "/home/spark/notebooks";
 
@@ -168,6 +172,12 @@ pub fn desired(spec: &ClusterSpec, resolved: &Resolved) -> Desired {
         w.ports = vec![publish(spec, ui_port, ui_port)];
         w.labels.insert(labels::INDEX.into(), n.to_string());
         w.labels.insert(UI_PORT_LABEL.into(), ui_port.to_string());
+        w.labels
+            .insert(WORKER_CORES_LABEL.into(), spec.worker_cores.to_string());
+        w.labels.insert(
+            WORKER_MEMORY_LABEL.into(),
+            spec.worker_memory_mb.to_string(),
+        );
         w.labels
             .insert(labels::CONFIG_HASH.into(), worker_hash.clone());
         workers.insert(n, w);

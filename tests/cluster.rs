@@ -189,6 +189,19 @@ fn cluster_lifecycle() {
         );
     }
 
+    // `scale` adds a worker copied from the others and touches nothing else.
+    let before = container_ids(&name);
+    let (code, out, err) = run(sparkbox().args(["scale", "-n", &name, "--workers", "3"]));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("scaled to 3 workers"), "{out}");
+    let after = container_ids(&name);
+    for (container, id) in &before {
+        assert_eq!(after.get(container), Some(id), "scale touched {container}");
+    }
+    assert!(after.contains_key(&format!("{name}-worker-3")));
+    let (_, status) = status_json(&name);
+    assert_eq!(status["workers"]["alive"], 3, "{status}");
+
     // Notebooks survive down/up: the volume stays unless --volumes.
     let (code, _, err) = exec_as(
         &jupyter,
@@ -239,7 +252,11 @@ fn cluster_lifecycle() {
     assert_eq!(container_ids(&name), ids, "start recreated containers");
     let (code, status) = status_json(&name);
     assert_eq!(code, 0, "{status}");
-    let (code, out, _) = exec_as(&jupyter, "spark", &["cat", "/home/spark/notebooks/keep.ipynb"]);
+    let (code, out, _) = exec_as(
+        &jupyter,
+        "spark",
+        &["cat", "/home/spark/notebooks/keep.ipynb"],
+    );
     assert_eq!(code, 0);
     assert!(out.contains("cells"), "{out}");
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::try_join_all;
 use serde::Serialize;
 
-use crate::cli::{LsArgs, StartArgs, StopArgs};
+use crate::cli::{LsArgs, ScaleArgs, StartArgs, StopArgs};
 use crate::commands::cluster::{image_versions, label_port, parity_error};
 use crate::engine::{ContainerState, DockerEngine, Engine};
 use crate::error::{Error, Result};
@@ -194,6 +194,98 @@ pub async fn start(args: StartArgs, progress: &Progress) -> Result<()> {
         "cluster {cluster} is ready ({:.1}s): {workers}/{workers} workers alive; versions identical in {} containers",
         started.elapsed().as_secs_f64(),
         running.len()
+    );
+    Ok(())
+}
+
+/// `sparkbox scale`: adds or removes workers only. The new workers copy the
+/// settings the existing ones carry in their labels; the master, Jupyter and
+/// the workers that stay are never touched, whatever else changed.
+pub async fn scale(args: ScaleArgs, progress: &Progress) -> Result<()> {
+    let started = Instant::now();
+    let cluster = &args.name.name;
+    spec::validate_workers(args.workers)?;
+    let engine = DockerEngine::connect().await?;
+    let observed = existing(&engine, cluster).await?;
+    let workers = observed.workers();
+    let template = workers.values().next().copied().ok_or_else(|| {
+        Error::InvalidInput(format!(
+            "cluster {cluster} has no worker to copy — use `sparkbox up -n {cluster} --workers {}`",
+            args.workers
+        ))
+    })?;
+    let label = |key: &str| template.labels.get(key).cloned();
+    let missing = || {
+        Error::InvalidInput(format!(
+            "{} carries no worker settings (made by an older sparkbox) — use `sparkbox up -n {cluster} --workers {}`",
+            template.name, args.workers
+        ))
+    };
+    let cores: u32 = label(services::WORKER_CORES_LABEL)
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(missing)?;
+    let memory_mb: u64 = label(services::WORKER_MEMORY_LABEL)
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(missing)?;
+    let image_tag = label(services::IMAGE_REF_LABEL).ok_or_else(missing)?;
+    let names = Names::new(cluster);
+    let spec = spec::ClusterSpec {
+        name: cluster.clone(),
+        workers: args.workers,
+        worker_cores: cores,
+        worker_memory_mb: memory_mb,
+        image: crate::image::ImageRecipe::new(crate::versions::default_entry(), None, vec![])?,
+        bind_address: "127.0.0.1".into(),
+        master_ui_port: spec::PortChoice::Auto(spec::DEFAULT_MASTER_UI_PORT),
+        jupyter_port: spec::PortChoice::Auto(spec::DEFAULT_JUPYTER_PORT),
+        app_ui_port: spec::PortChoice::Auto(spec::DEFAULT_APP_UI_PORT),
+        timeout: Duration::from_secs(args.timeout.max(1)),
+    };
+    let (mut resolved, _) = crate::commands::cluster::resolve(&spec, &observed)?;
+    resolved.image_tag = image_tag.clone();
+    let desired = services::desired(&spec, &resolved);
+    let mut plan = crate::reconcile::reconcile(&desired, &observed);
+    // Only worker steps: scaling never touches anything else.
+    plan.steps.retain(|step| match &step.action {
+        crate::plan::Action::CreateContainer(c) => {
+            c.labels.get(labels::ROLE).map(String::as_str) == Some("worker")
+        }
+        crate::plan::Action::RemoveContainer(n) | crate::plan::Action::StartContainer(n) => {
+            workers.values().any(|w| &w.name == n)
+        }
+        _ => false,
+    });
+    // A worker whose settings differ from the template is left alone, not replaced.
+    plan.steps.retain(|step| {
+        matches!(
+            step.cause,
+            crate::plan::Cause::NotFound
+                | crate::plan::Cause::Stopped
+                | crate::plan::Cause::ScaleDown
+        )
+    });
+    if plan.is_empty() {
+        println!(
+            "cluster {cluster} already has {} workers; nothing to do",
+            args.workers
+        );
+        return Ok(());
+    }
+    let deadline = Instant::now() + spec.timeout;
+    let settings = crate::image::BuildSettings::default();
+    let ctx = crate::execute::Context {
+        cluster,
+        recipe: &spec.image,
+        settings: &settings,
+        deadline,
+    };
+    crate::execute::execute(&engine, &plan, &ctx, progress).await?;
+    wait::wait_ready(&engine, cluster, &names, args.workers, deadline, progress).await?;
+    progress.finish();
+    println!(
+        "cluster {cluster} scaled to {} workers ({:.1}s); master, Jupyter and the remaining workers untouched",
+        args.workers,
+        started.elapsed().as_secs_f64()
     );
     Ok(())
 }

@@ -16,6 +16,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Status(args) => cluster::status(args).await,
         Command::Down(args) => cluster::down(args, &progress).await,
         Command::Ls(args) => lifecycle::ls(args).await,
+        Command::Scale(args) => lifecycle::scale(args, &progress).await,
         Command::Stop(args) => lifecycle::stop(args, &progress).await,
         Command::Start(args) => lifecycle::start(args, &progress).await,
         Command::Build(args) => build::run(args, &progress).await,

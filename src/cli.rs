@@ -36,6 +36,8 @@ pub enum Command {
     Ls(LsArgs),
     /// Stop a cluster's containers, keeping them and their volumes.
     Stop(StopArgs),
+    /// Show the logs of a cluster's containers, interleaved with prefixes.
+    Logs(LogsArgs),
     /// Change the number of workers of a running cluster, touching nothing else.
     Scale(ScaleArgs),
     /// Start a stopped cluster again and wait until it is ready, like `up`.
@@ -179,6 +181,29 @@ pub struct StopArgs {
     /// Which cluster.
     #[command(flatten)]
     pub name: NameArg,
+}
+
+/// `sparkbox logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Which cluster.
+    #[command(flatten)]
+    pub name: NameArg,
+
+    /// A role (master, worker, jupyter) or a container name; all when omitted.
+    pub target: Option<String>,
+
+    /// Keep printing new lines, including those of workers added later.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+
+    /// Only the last N lines of each container.
+    #[arg(long, value_name = "N")]
+    pub tail: Option<usize>,
+
+    /// Only lines newer than this: seconds ("90s"), minutes ("10m"), hours ("2h") ago.
+    #[arg(long, value_name = "AGE")]
+    pub since: Option<String>,
 }
 
 /// `sparkbox scale`.

@@ -189,6 +189,41 @@ fn cluster_lifecycle() {
         );
     }
 
+    // `logs`: prefixed lines, a role filter and --tail.
+    let (code, out, err) = run(sparkbox().args(["logs", "-n", &name, "master", "--tail", "5"]));
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(!lines.is_empty() && lines.len() <= 5, "{out}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.starts_with(&format!("{name}-master "))),
+        "{out}"
+    );
+    let (code, out, _) = run(sparkbox().args(["logs", "-n", &name]));
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(&format!("{name}-worker-1 ")) && out.contains("Successfully registered"),
+        "{out}"
+    );
+
+    // `logs -f` follows, and picks up the worker that `scale` adds below.
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            self.0.kill().ok();
+            self.0.wait().ok();
+        }
+    }
+    let mut follower = KillOnDrop(
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("sparkbox"))
+            .args(["logs", "-f", "-n", &name, "worker"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("logs -f starts"),
+    );
+
     // `scale` adds a worker copied from the others and touches nothing else.
     let before = container_ids(&name);
     let (code, out, err) = run(sparkbox().args(["scale", "-n", &name, "--workers", "3"]));
@@ -201,6 +236,16 @@ fn cluster_lifecycle() {
     assert!(after.contains_key(&format!("{name}-worker-3")));
     let (_, status) = status_json(&name);
     assert_eq!(status["workers"]["alive"], 3, "{status}");
+    std::thread::sleep(Duration::from_secs(3));
+    follower.0.kill().ok();
+    let mut followed = String::new();
+    if let Some(mut stdout) = follower.0.stdout.take() {
+        stdout.read_to_string(&mut followed).ok();
+    }
+    assert!(
+        followed.contains(&format!("{name}-worker-3 ")),
+        "logs -f missed the new worker:\n{followed}"
+    );
 
     // Notebooks survive down/up: the volume stays unless --volumes.
     let (code, _, err) = exec_as(

@@ -3,6 +3,7 @@
 pub mod build;
 pub mod cluster;
 pub mod lifecycle;
+pub mod logs;
 
 use crate::cli::{Cli, Command, ImageCommand};
 use crate::error::Result;
@@ -16,6 +17,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Status(args) => cluster::status(args).await,
         Command::Down(args) => cluster::down(args, &progress).await,
         Command::Ls(args) => lifecycle::ls(args).await,
+        Command::Logs(args) => logs::run(args, &progress).await,
         Command::Scale(args) => lifecycle::scale(args, &progress).await,
         Command::Stop(args) => lifecycle::stop(args, &progress).await,
         Command::Start(args) => lifecycle::start(args, &progress).await,

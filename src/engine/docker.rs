@@ -506,6 +506,31 @@ impl Engine for DockerEngine {
         self.exec_inner(container, None, command).await
     }
 
+    fn log_stream(
+        &self,
+        container: &str,
+        follow: bool,
+        tail: Option<usize>,
+        since: Option<i64>,
+    ) -> futures_util::stream::BoxStream<'static, Result<String>> {
+        let mut options = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .follow(follow)
+            .tail(&tail.map(|t| t.to_string()).unwrap_or_else(|| "all".into()));
+        if let Some(since) = since {
+            options = options.since(i32::try_from(since).unwrap_or(i32::MAX));
+        }
+        let name = container.to_string();
+        self.docker
+            .logs(container, Some(options.build()))
+            .map(move |item| {
+                item.map(|chunk| chunk.to_string())
+                    .map_err(|e| Error::from_engine(format!("read the log of {name}"), e))
+            })
+            .boxed()
+    }
+
     async fn logs_tail(&self, container: &str, lines: usize) -> Result<String> {
         let options = LogsOptionsBuilder::new()
             .stdout(true)

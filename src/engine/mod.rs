@@ -220,6 +220,16 @@ pub trait Engine {
     /// Runs a command inside a running container and collects its output.
     async fn exec(&self, container: &str, command: &[&str]) -> Result<RunOutput>;
 
+    /// A container's log as a stream of chunks: the last `tail` lines (all
+    /// when None), entries since a Unix time, and new ones too with `follow`.
+    fn log_stream(
+        &self,
+        container: &str,
+        follow: bool,
+        tail: Option<usize>,
+        since: Option<i64>,
+    ) -> BoxStream<'static, Result<String>>;
+
     /// The last `lines` lines of a container's log.
     async fn logs_tail(&self, container: &str, lines: usize) -> Result<String>;
 }

@@ -36,6 +36,8 @@ pub enum Command {
     Ls(LsArgs),
     /// Stop a cluster's containers, keeping them and their volumes.
     Stop(StopArgs),
+    /// Check this machine for what a cluster needs, with what to do about each finding.
+    Doctor(DoctorArgs),
     /// Show the logs of a cluster's containers, interleaved with prefixes.
     Logs(LogsArgs),
     /// Change the number of workers of a running cluster, touching nothing else.
@@ -181,6 +183,22 @@ pub struct StopArgs {
     /// Which cluster.
     #[command(flatten)]
     pub name: NameArg,
+}
+
+/// `sparkbox doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Workers you plan to run (checked against cores and memory).
+    #[arg(long, short = 'w', default_value_t = 2)]
+    pub workers: u32,
+
+    /// Memory per worker you plan to give (Spark syntax: 1g).
+    #[arg(long, default_value = "1g")]
+    pub memory: String,
+
+    /// What image you plan to run.
+    #[command(flatten)]
+    pub image: ImageArgs,
 }
 
 /// `sparkbox logs`.

@@ -141,3 +141,16 @@ fn permission_denied_on_the_socket_says_how_to_fix_it() {
         ))
         .stderr(predicate::str::contains("docker"));
 }
+
+#[test]
+fn doctor_on_an_unreachable_engine_says_what_to_do() {
+    sparkbox()
+        .args(["doctor"])
+        .env("DOCKER_HOST", "tcp://127.0.0.1:1")
+        .assert()
+        .code(3)
+        .stdout(predicate::str::contains(
+            "FAIL  docker: cannot reach the Docker engine",
+        ))
+        .stdout(predicate::str::contains("DOCKER_HOST"));
+}

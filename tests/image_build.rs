@@ -223,3 +223,24 @@ fn failing_build_step_shows_its_last_lines() {
         "the step's own output is missing: {err}"
     );
 }
+
+#[test]
+fn doctor_reports_the_engine_the_image_and_an_oversized_plan() {
+    if docker("doctor_reports_the_engine_the_image_and_an_oversized_plan").is_none() {
+        return;
+    }
+    ensure_default_image();
+    let (code, out, err) = run(sparkbox().arg("doctor"));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("ok    docker: engine"), "{out}");
+    assert!(
+        out.contains(&format!("ok    image {}: present", tag_for(&[]))),
+        "{out}"
+    );
+    let (code, out, _) = run(sparkbox().args(["doctor", "--workers", "16", "--memory", "64g"]));
+    assert_eq!(code, 0, "warnings are not failures: {out}");
+    assert!(
+        out.contains("WARN  memory:") && out.contains("lower --workers or --memory"),
+        "{out}"
+    );
+}

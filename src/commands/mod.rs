@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod cluster;
+pub mod doctor;
 pub mod lifecycle;
 pub mod logs;
 
@@ -17,6 +18,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Status(args) => cluster::status(args).await,
         Command::Down(args) => cluster::down(args, &progress).await,
         Command::Ls(args) => lifecycle::ls(args).await,
+        Command::Doctor(args) => doctor::run(args).await,
         Command::Logs(args) => logs::run(args, &progress).await,
         Command::Scale(args) => lifecycle::scale(args, &progress).await,
         Command::Stop(args) => lifecycle::stop(args, &progress).await,

@@ -3,7 +3,7 @@
 //! the master listens — and reports progress. It makes no
 //! decisions: those were made by `reconcile`.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::future::try_join_all;
 
@@ -24,8 +24,8 @@ pub struct Context<'a> {
     pub recipe: &'a ImageRecipe,
     /// Host settings for a build step.
     pub settings: &'a BuildSettings,
-    /// When readiness waits give up.
-    pub deadline: Instant,
+    /// How long readiness waits may take, counted from after any build.
+    pub timeout: Duration,
 }
 
 async fn run_step<E: Engine>(
@@ -88,15 +88,19 @@ async fn run_stage<E: Engine>(
     Ok(())
 }
 
-/// Executes `plan` against `engine`.
+/// Executes `plan` against `engine`; returns the deadline for the
+/// readiness waits that follow (the timeout, counted from after any build).
 pub async fn execute<E: Engine>(
     engine: &E,
     plan: &Plan,
     ctx: &Context<'_>,
     progress: &Progress,
-) -> Result<()> {
+) -> Result<Instant> {
     let names = Names::new(ctx.cluster);
-    for stage in [Stage::Image, Stage::Infrastructure, Stage::Removal] {
+    run_stage(engine, plan, Stage::Image, ctx, progress).await?;
+    // A build has its own pace: the readiness deadline starts after it.
+    let deadline = Instant::now() + ctx.timeout;
+    for stage in [Stage::Infrastructure, Stage::Removal] {
         run_stage(engine, plan, stage, ctx, progress).await?;
     }
     // Jupyter needs the master only when a notebook starts Spark, so it
@@ -123,7 +127,7 @@ pub async fn execute<E: Engine>(
         }
         let master = names.master();
         let (listening, created) = tokio::join!(
-            wait::wait_master_listening(engine, ctx.cluster, &master, ctx.deadline, progress),
+            wait::wait_master_listening(engine, ctx.cluster, &master, deadline, progress),
             try_join_all(new_workers.iter().map(|spec| engine.create_container(spec)))
         );
         created?;
@@ -143,5 +147,5 @@ pub async fn execute<E: Engine>(
     );
     spark?;
     jupyter?;
-    Ok(())
+    Ok(deadline)
 }

@@ -154,25 +154,13 @@ pub async fn up(args: UpArgs, progress: &Progress) -> Result<()> {
         progress.note(&format!("note: {note}"));
     }
     let changed = !plan.is_empty();
-    // The readiness deadline starts after a build, which has its own pace.
-    let mut deadline = Instant::now() + spec.timeout;
-    if changed {
-        let has_build = plan.stage(crate::plan::Stage::Image).next().is_some();
-        if has_build {
-            let built = image::ensure_image(&engine, &spec.image, &settings, progress).await?;
-            tracing::info!("image {} ready", built.tag);
-            deadline = Instant::now() + spec.timeout;
-        }
-        let ctx = Context {
-            cluster: &spec.name,
-            recipe: &spec.image,
-            settings: &settings,
-            deadline,
-        };
-        let mut rest = plan.clone();
-        rest.steps.retain(|s| s.stage != crate::plan::Stage::Image);
-        execute::execute(&engine, &rest, &ctx, progress).await?;
-    }
+    let ctx = Context {
+        cluster: &spec.name,
+        recipe: &spec.image,
+        settings: &settings,
+        timeout: spec.timeout,
+    };
+    let deadline = execute::execute(&engine, &plan, &ctx, progress).await?;
     progress.phase("waiting for workers, Jupyter and version parity");
     let reference = image_versions(&engine, &tag).await?;
     let mut containers = vec![names.master(), names.jupyter()];

@@ -234,6 +234,8 @@ pub async fn scale(args: ScaleArgs, progress: &Progress) -> Result<()> {
         workers: args.workers,
         worker_cores: cores,
         worker_memory_mb: memory_mb,
+        // Scaling never builds: the recipe is only a placeholder, and the
+        // image the cluster really runs (from its labels) replaces its tag below.
         image: crate::image::ImageRecipe::new(crate::versions::default_entry(), None, vec![])?,
         bind_address: "127.0.0.1".into(),
         master_ui_port: spec::PortChoice::Auto(spec::DEFAULT_MASTER_UI_PORT),
@@ -271,15 +273,14 @@ pub async fn scale(args: ScaleArgs, progress: &Progress) -> Result<()> {
         );
         return Ok(());
     }
-    let deadline = Instant::now() + spec.timeout;
     let settings = crate::image::BuildSettings::default();
     let ctx = crate::execute::Context {
         cluster,
         recipe: &spec.image,
         settings: &settings,
-        deadline,
+        timeout: spec.timeout,
     };
-    crate::execute::execute(&engine, &plan, &ctx, progress).await?;
+    let deadline = crate::execute::execute(&engine, &plan, &ctx, progress).await?;
     wait::wait_ready(&engine, cluster, &names, args.workers, deadline, progress).await?;
     progress.finish();
     println!(

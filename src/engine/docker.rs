@@ -530,29 +530,6 @@ impl Engine for DockerEngine {
             })
             .boxed()
     }
-
-    async fn logs_tail(&self, container: &str, lines: usize) -> Result<String> {
-        let options = LogsOptionsBuilder::new()
-            .stdout(true)
-            .stderr(true)
-            .tail(&lines.to_string())
-            .build();
-        let mut logs = self.docker.logs(container, Some(options));
-        let mut text = String::new();
-        while let Some(item) = logs.next().await {
-            match item {
-                Ok(chunk) => text.push_str(&chunk.to_string()),
-                Err(e) if is_not_found(&e) => break,
-                Err(e) => {
-                    return Err(Error::from_engine(
-                        format!("read the log of {container}"),
-                        e,
-                    ))
-                }
-            }
-        }
-        Ok(text)
-    }
 }
 
 /// An engine label filter; an empty value matches any value of the key.

@@ -231,7 +231,15 @@ pub trait Engine {
     ) -> BoxStream<'static, Result<String>>;
 
     /// The last `lines` lines of a container's log.
-    async fn logs_tail(&self, container: &str, lines: usize) -> Result<String>;
+    async fn logs_tail(&self, container: &str, lines: usize) -> Result<String> {
+        use futures_util::StreamExt;
+        let mut chunks = self.log_stream(container, false, Some(lines), None);
+        let mut text = String::new();
+        while let Some(chunk) = chunks.next().await {
+            text.push_str(&chunk?);
+        }
+        Ok(text)
+    }
 }
 
 /// Splits "repo/name:tag" into ("repo/name", "tag"); the tag defaults to "latest".

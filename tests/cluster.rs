@@ -50,6 +50,17 @@ fn status_json(name: &str) -> (i32, serde_json::Value) {
     (code, value)
 }
 
+/// The notebook written into the notebooks volume is still there.
+fn assert_notebook_kept(jupyter: &str) {
+    let (code, out, err) = exec_as(
+        jupyter,
+        "spark",
+        &["cat", "/home/spark/notebooks/keep.ipynb"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("cells"), "{out}");
+}
+
 fn up(name: &str, workers: &str) -> (i32, String, String) {
     run(sparkbox().args(["up", "-n", name, "--workers", workers, "--timeout", "240"]))
 }
@@ -266,13 +277,7 @@ fn cluster_lifecycle() {
     assert_eq!(volumes, vec![format!("{name}-notebooks")]);
     let (code, out, err) = up(&name, "1");
     assert_eq!(code, 0, "{out}\n{err}");
-    let (code, out, _) = exec_as(
-        &jupyter,
-        "spark",
-        &["cat", "/home/spark/notebooks/keep.ipynb"],
-    );
-    assert_eq!(code, 0);
-    assert!(out.contains("cells"), "{out}");
+    assert_notebook_kept(&jupyter);
 
     // `ls` lists the cluster; `stop` keeps containers and volumes; `start`
     // brings them back, checked like `up`, with the notebook still there.
@@ -297,13 +302,7 @@ fn cluster_lifecycle() {
     assert_eq!(container_ids(&name), ids, "start recreated containers");
     let (code, status) = status_json(&name);
     assert_eq!(code, 0, "{status}");
-    let (code, out, _) = exec_as(
-        &jupyter,
-        "spark",
-        &["cat", "/home/spark/notebooks/keep.ipynb"],
-    );
-    assert_eq!(code, 0);
-    assert!(out.contains("cells"), "{out}");
+    assert_notebook_kept(&jupyter);
 
     // A different py4j inside Jupyter (as `pip install` would leave it) fails parity.
     let (code, _, err) = exec_as(

@@ -18,6 +18,11 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
 
+    /// The cluster file (default: ./sparkbox.toml when it exists), given before the
+    /// command like compose: `sparkbox -f FILE up`. Flags override it.
+    #[arg(long, short = 'f', value_name = "FILE", env = "SPARKBOX_FILE")]
+    pub file: Option<PathBuf>,
+
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,
@@ -51,6 +56,14 @@ pub enum Command {
     Image(ImageCommand),
     /// Print the supported Spark versions and what each pins.
     Versions,
+    /// Print the settings `up` would use: sparkbox.toml, then flags, then defaults.
+    Config(ConfigArgs),
+    /// Run a command in a cluster container (a TTY when this terminal has one).
+    Exec(ExecArgs),
+    /// Open a pyspark shell attached to the cluster (in the Jupyter container).
+    Shell(ShellArgs),
+    /// Copy a Python application into the cluster and spark-submit it to the master.
+    Submit(SubmitArgs),
 }
 
 /// Flags that choose what image is built.
@@ -94,31 +107,32 @@ pub struct BuildArgs {
 }
 
 /// The cluster to act on.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, Default)]
 pub struct NameArg {
-    /// Cluster name: prefixes every container, network and volume.
-    #[arg(long, short = 'n', default_value = crate::spec::DEFAULT_CLUSTER, env = "SPARKBOX_NAME")]
-    pub name: String,
+    /// Cluster name: prefixes every container, network and volume (default: the file's
+    /// [cluster] name, else "sparkbox").
+    #[arg(long, short = 'n', env = "SPARKBOX_NAME")]
+    pub name: Option<String>,
 }
 
-/// `sparkbox up`.
-#[derive(Debug, Args)]
-pub struct UpArgs {
+/// What a cluster is made of; each flag overrides sparkbox.toml.
+#[derive(Debug, Clone, Args, Default)]
+pub struct ClusterArgs {
     /// Which cluster.
     #[command(flatten)]
     pub name: NameArg,
 
-    /// Number of Spark workers.
-    #[arg(long, short = 'w', default_value_t = 2)]
-    pub workers: u32,
+    /// Number of Spark workers (default 2).
+    #[arg(long, short = 'w')]
+    pub workers: Option<u32>,
 
-    /// Cores each worker offers.
-    #[arg(long, default_value_t = 1)]
-    pub cores: u32,
+    /// Cores each worker offers (default 1).
+    #[arg(long)]
+    pub cores: Option<u32>,
 
-    /// Memory each worker offers to executors (Spark syntax: 512m, 1g, 2g).
-    #[arg(long, default_value = "1g")]
-    pub memory: String,
+    /// Memory each worker offers to executors, Spark syntax: 512m, 1g, 2g (default 1g).
+    #[arg(long)]
+    pub memory: Option<String>,
 
     /// What image to run.
     #[command(flatten)]
@@ -136,13 +150,95 @@ pub struct UpArgs {
     #[arg(long, value_name = "PORT")]
     pub app_ui_port: Option<u16>,
 
-    /// Seconds to wait for every worker, Jupyter and the version check.
-    #[arg(long, default_value_t = 180, value_name = "SECONDS")]
-    pub timeout: u64,
+    /// Seconds to wait for every worker, Jupyter and the version check (default 180).
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+}
+
+/// `sparkbox up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// The cluster's settings.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 
     /// Print the plan and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// `sparkbox config`.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// The settings to resolve (as for `up`).
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    /// Print JSON instead of TOML.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sparkbox exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Which cluster.
+    #[command(flatten)]
+    pub name: NameArg,
+
+    /// Do not allocate a TTY even when this terminal has one.
+    #[arg(long, short = 'T')]
+    pub no_tty: bool,
+
+    /// Run as this user inside the container (default: the image's user, spark).
+    #[arg(long, short = 'u', value_name = "USER")]
+    pub user: Option<String>,
+
+    /// master, jupyter, worker (the first), worker-N, or a container name.
+    pub target: String,
+
+    /// The command and its arguments (after `--`).
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+/// `sparkbox shell`.
+#[derive(Debug, Args)]
+pub struct ShellArgs {
+    /// Which cluster.
+    #[command(flatten)]
+    pub name: NameArg,
+
+    /// Extra arguments for pyspark (after `--`), e.g. -- --conf spark.executor.memory=1g.
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
+}
+
+/// `sparkbox submit`.
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// Which cluster.
+    #[command(flatten)]
+    pub name: NameArg,
+
+    /// Python files (.py, .zip, .egg) the application imports, comma-separated or repeated.
+    #[arg(long, value_name = "FILES", value_delimiter = ',')]
+    pub py_files: Vec<PathBuf>,
+
+    /// A Spark setting for this application (repeatable): --conf spark.executor.memory=1g.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub conf: Vec<String>,
+
+    /// The application (a .py file on this machine).
+    pub app: PathBuf,
+
+    /// Arguments for the application.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "ARGS"
+    )]
+    pub args: Vec<String>,
 }
 
 /// `sparkbox status`.
@@ -188,17 +284,10 @@ pub struct StopArgs {
 /// `sparkbox doctor`.
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
-    /// Workers you plan to run (checked against cores and memory).
-    #[arg(long, short = 'w', default_value_t = 2)]
-    pub workers: u32,
-
-    /// Memory per worker you plan to give (Spark syntax: 1g).
-    #[arg(long, default_value = "1g")]
-    pub memory: String,
-
-    /// What image you plan to run.
+    /// The cluster you plan to run (as for `up`): its workers × memory are checked
+    /// against this machine, its ports and image looked for.
     #[command(flatten)]
-    pub image: ImageArgs,
+    pub cluster: ClusterArgs,
 }
 
 /// `sparkbox logs`.
@@ -235,9 +324,9 @@ pub struct ScaleArgs {
     #[arg(long, short = 'w')]
     pub workers: u32,
 
-    /// Seconds to wait for the workers to register.
-    #[arg(long, default_value_t = 180, value_name = "SECONDS")]
-    pub timeout: u64,
+    /// Seconds to wait for the workers to register (default 180).
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
 }
 
 /// `sparkbox start`.
@@ -247,9 +336,9 @@ pub struct StartArgs {
     #[command(flatten)]
     pub name: NameArg,
 
-    /// Seconds to wait for every worker, Jupyter and the version check.
-    #[arg(long, default_value_t = 180, value_name = "SECONDS")]
-    pub timeout: u64,
+    /// Seconds to wait for every worker, Jupyter and the version check (default 180).
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
 }
 
 /// `sparkbox image …`.
@@ -270,4 +359,17 @@ pub enum ImageCommand {
         #[command(flatten)]
         image: ImageArgs,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// clap's own consistency checks (e.g. one short flag used twice), which
+    /// release builds skip.
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

@@ -78,6 +78,12 @@ pub enum Error {
     /// Anything else that went wrong on this machine (not in the engine).
     #[error("{0}")]
     Io(String),
+
+    /// A command run in a container (`exec`, `shell`, `submit`) exited with
+    /// this non-zero code: sparkbox exits with it too, printing nothing more
+    /// (the command has said why).
+    #[error("the command exited with code {0}")]
+    CommandExit(i32),
 }
 
 /// The short result type used throughout the crate.
@@ -99,6 +105,25 @@ impl Error {
             Error::PortTaken(_) => 9,
             Error::Engine { .. } | Error::Io(_) => 1,
             Error::Interrupted(_) => 130,
+            Error::CommandExit(code) => (*code).clamp(1, 255) as u8,
+        }
+    }
+
+    /// Whether main prints this error: a command's own failure
+    /// ([`Error::CommandExit`]) has already said why on its own stderr.
+    pub fn is_reported(&self) -> bool {
+        !matches!(self, Error::CommandExit(_))
+    }
+
+    /// Ok for a command's exit code 0, [`Error::CommandExit`] otherwise.
+    pub fn from_exit_code(code: i64) -> Result<()> {
+        match code {
+            0 => Ok(()),
+            c => Err(Error::CommandExit(i32::try_from(c).unwrap_or(if c < 0 {
+                i32::MIN
+            } else {
+                i32::MAX
+            }))),
         }
     }
 
@@ -139,6 +164,19 @@ mod tests {
         assert_eq!(unreachable.exit_code(), 3);
         assert_eq!(unknown.exit_code(), 4);
         assert_eq!(disk.exit_code(), 6);
+    }
+
+    #[test]
+    fn command_exit_codes_pass_through_clamped() {
+        assert!(Error::from_exit_code(0).is_ok());
+        let seven = Error::from_exit_code(7).unwrap_err();
+        assert_eq!(seven.exit_code(), 7);
+        assert!(!seven.is_reported());
+        assert_eq!(Error::CommandExit(255).exit_code(), 255);
+        assert_eq!(Error::CommandExit(300).exit_code(), 255);
+        assert_eq!(Error::CommandExit(-1).exit_code(), 1);
+        assert_eq!(Error::from_exit_code(-1).unwrap_err().exit_code(), 1);
+        assert!(Error::InvalidInput("x".into()).is_reported());
     }
 
     #[test]

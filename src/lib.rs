@@ -7,11 +7,13 @@
 pub mod base;
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod engine;
 pub mod error;
 pub mod execute;
 pub mod image;
 pub mod labels;
+pub mod lock;
 pub mod observe;
 pub mod parity;
 pub mod plan;

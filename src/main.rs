@@ -32,7 +32,9 @@ fn main() -> ExitCode {
     match runtime.block_on(sparkbox::commands::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            if e.is_reported() {
+                eprintln!("error: {e}");
+            }
             ExitCode::from(e.exit_code())
         }
     }

@@ -23,6 +23,9 @@ pub const APP_UI_PORT_LABEL: &str = "io.sparkbox.app-ui-port";
 pub const WORKER_CORES_LABEL: &str = "io.sparkbox.worker-cores";
 /// Label with a worker's memory in MiB.
 pub const WORKER_MEMORY_LABEL: &str = "io.sparkbox.worker-memory-mb";
+/// Label with the host data directory mounted at /data (so `scale` adds
+/// workers that see it too).
+pub const DATA_DIR_LABEL: &str = "io.sparkbox.data-dir";
 /// Where notebooks live inside the Jupyter container.
 pub const NOTEBOOKS_DIR: &str = "/home/spark/notebooks";
 
@@ -84,7 +87,15 @@ fn base_spec(spec: &ClusterSpec, resolved: &Resolved, role: Role, name: String) 
     let mut labels = cluster_labels(&spec.name);
     labels.insert(labels::ROLE.to_string(), role.as_str().to_string());
     labels.insert(IMAGE_REF_LABEL.to_string(), resolved.image_tag.clone());
+    // The same host directory at the same path everywhere: a file the driver
+    // reads is there for the executors too.
+    let mut binds = Vec::new();
+    if let Some(dir) = &spec.data_dir {
+        binds.push(format!("{}:{}", dir.display(), spec::DATA_DIR));
+        labels.insert(DATA_DIR_LABEL.to_string(), dir.display().to_string());
+    }
     ContainerSpec {
+        binds,
         name,
         image: resolved.image_tag.clone(),
         command: vec![role.as_str().to_string()],
@@ -124,6 +135,15 @@ pub fn desired(spec: &ClusterSpec, resolved: &Resolved) -> Desired {
             resolved.master_ui_port.to_string(),
         ),
     ];
+    // Applications that do not ask for a core count get this many, so one
+    // notebook does not take every core of the cluster.
+    let default_cores = spec.apps.cores.map(|c| c.to_string()).unwrap_or_default();
+    if let Some(cores) = spec.apps.cores {
+        master.env.push((
+            "SPARK_MASTER_OPTS".into(),
+            format!("-Dspark.deploy.defaultCores={cores}"),
+        ));
+    }
     master.ports = vec![publish(
         spec,
         resolved.master_ui_port,
@@ -132,11 +152,18 @@ pub fn desired(spec: &ClusterSpec, resolved: &Resolved) -> Desired {
     master
         .labels
         .insert(UI_PORT_LABEL.into(), resolved.master_ui_port.to_string());
+    let data = spec
+        .data_dir
+        .as_ref()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
     let master_hash = hash_of(&[
         "master",
         tag,
         &resolved.master_ui_port.to_string(),
         &spec.bind_address,
+        &default_cores,
+        &data,
     ]);
     master
         .labels
@@ -150,6 +177,7 @@ pub fn desired(spec: &ClusterSpec, resolved: &Resolved) -> Desired {
         &memory,
         &master_url,
         &spec.bind_address,
+        &data,
     ]);
     let mut workers = BTreeMap::new();
     for n in 1..=spec.workers {
@@ -170,6 +198,10 @@ pub fn desired(spec: &ClusterSpec, resolved: &Resolved) -> Desired {
             ("SPARKBOX_UI_PORT".into(), ui_port.to_string()),
         ];
         w.ports = vec![publish(spec, ui_port, ui_port)];
+        // What the worker offers to executors, plus room for the worker
+        // daemon, the executors' off-heap overhead and Python workers: a
+        // runaway job is stopped by its own container, not by the host.
+        w.memory_bytes = Some(worker_memory_limit_mb(spec.worker_memory_mb) as i64 * 1024 * 1024);
         w.labels.insert(labels::INDEX.into(), n.to_string());
         w.labels.insert(UI_PORT_LABEL.into(), ui_port.to_string());
         w.labels
@@ -194,11 +226,19 @@ pub fn desired(spec: &ClusterSpec, resolved: &Resolved) -> Desired {
         ),
         ("SPARKBOX_CLUSTER".into(), spec.name.clone()),
     ];
+    let app_conf = app_defaults(spec);
+    if !app_conf.is_empty() {
+        jupyter
+            .env
+            .push(("SPARKBOX_SPARK_CONF".into(), app_conf.clone()));
+    }
     jupyter.ports = vec![
         publish(spec, resolved.jupyter_port, spec::JUPYTER_CONTAINER_PORT),
         publish(spec, resolved.app_ui_port, resolved.app_ui_port),
     ];
-    jupyter.binds = vec![format!("{}:{NOTEBOOKS_DIR}", names.notebooks_volume())];
+    jupyter
+        .binds
+        .push(format!("{}:{NOTEBOOKS_DIR}", spec.notebooks_volume));
     // Jupyter starts beside the master; on a small machine the Spark daemons
     // come first when both want the CPU (the weight matters only under
     // contention, so an idle machine gives Jupyter all it asks for).
@@ -219,6 +259,9 @@ pub fn desired(spec: &ClusterSpec, resolved: &Resolved) -> Desired {
         &resolved.app_ui_port.to_string(),
         &master_url,
         &spec.bind_address,
+        &app_conf,
+        &spec.notebooks_volume,
+        &data,
     ]);
     jupyter
         .labels
@@ -228,11 +271,40 @@ pub fn desired(spec: &ClusterSpec, resolved: &Resolved) -> Desired {
         cluster: spec.name.clone(),
         image_tag: resolved.image_tag.clone(),
         network: names.network(),
-        volumes: vec![names.notebooks_volume()],
+        volumes: vec![spec.notebooks_volume.clone()],
         master,
         workers,
         jupyter,
     }
+}
+
+/// MiB a worker container may use beyond what it offers to executors: the
+/// worker daemon (~300 MiB), executor overhead (Spark's minimum 384 MiB) and
+/// PySpark's Python workers.
+pub const WORKER_OVERHEAD_MB: u64 = 1536;
+
+/// The memory limit of a worker container offering `worker_memory_mb`.
+pub fn worker_memory_limit_mb(worker_memory_mb: u64) -> u64 {
+    worker_memory_mb + WORKER_OVERHEAD_MB
+}
+
+/// The drivers' spark-defaults from `[apps]`, one "key=value" a line (the
+/// image's entrypoint appends them to spark-defaults.conf).
+pub fn app_defaults(spec: &ClusterSpec) -> String {
+    let mut lines = Vec::new();
+    if let Some(cores) = spec.apps.cores {
+        lines.push(format!("spark.cores.max={cores}"));
+    }
+    if let Some(mb) = spec.apps.executor_memory_mb {
+        lines.push(format!(
+            "spark.executor.memory={}",
+            spec::format_memory_mb(mb)
+        ));
+    }
+    for (k, v) in &spec.apps.conf {
+        lines.push(format!("{k}={}", v.replace('\n', " ")));
+    }
+    lines.join("\n")
 }
 
 /// A fresh random token (hex), from the kernel's random source.
@@ -280,6 +352,10 @@ pub(crate) mod tests {
             jupyter_port: PortChoice::Auto(8888),
             app_ui_port: PortChoice::Auto(4040),
             timeout: Duration::from_secs(180),
+            jupyter_token: None,
+            apps: Default::default(),
+            notebooks_volume: "demo-notebooks".into(),
+            data_dir: None,
         }
     }
 
@@ -326,10 +402,47 @@ pub(crate) mod tests {
             vec![format!("demo-notebooks:{NOTEBOOKS_DIR}")]
         );
         assert_eq!(d.network, "demo-net");
+        assert_eq!(
+            d.workers[&1].memory_bytes,
+            Some((1024 + WORKER_OVERHEAD_MB as i64) * 1024 * 1024)
+        );
         assert!(d.workers.values().all(|w| w.env.contains(&(
             "SPARKBOX_MASTER_URL".into(),
             "spark://demo-master:7077".into()
         ))));
+    }
+
+    #[test]
+    fn data_dir_and_app_defaults_reach_every_container_that_needs_them() {
+        let mut spec = sample_spec(2);
+        spec.data_dir = Some("/home/me/proj/data".into());
+        spec.apps.cores = Some(1);
+        spec.apps.executor_memory_mb = Some(512);
+        spec.apps
+            .conf
+            .insert("spark.sql.shuffle.partitions".into(), "8".into());
+        let d = desired(&spec, &sample_resolved(2));
+        let bind = "/home/me/proj/data:/data".to_string();
+        for c in [&d.master, &d.jupyter, &d.workers[&1], &d.workers[&2]] {
+            assert!(c.binds.contains(&bind), "{} lacks the data mount", c.name);
+        }
+        assert!(d.master.env.contains(&(
+            "SPARK_MASTER_OPTS".into(),
+            "-Dspark.deploy.defaultCores=1".into()
+        )));
+        assert!(d.jupyter.env.contains(&(
+            "SPARKBOX_SPARK_CONF".into(),
+            "spark.cores.max=1\nspark.executor.memory=512m\nspark.sql.shuffle.partitions=8".into()
+        )));
+        // Changing app defaults recreates master and Jupyter, never the workers.
+        let plain = desired(&sample_spec(2), &sample_resolved(2));
+        let hash = |c: &ContainerSpec| c.labels.get(labels::CONFIG_HASH).cloned();
+        let mut no_data = spec.clone();
+        no_data.data_dir = None;
+        let apps_only = desired(&no_data, &sample_resolved(2));
+        assert_eq!(hash(&plain.workers[&1]), hash(&apps_only.workers[&1]));
+        assert_ne!(hash(&plain.master), hash(&apps_only.master));
+        assert_ne!(hash(&plain.jupyter), hash(&apps_only.jupyter));
     }
 
     #[test]

@@ -96,7 +96,18 @@ pub struct ClusterSpec {
     pub app_ui_port: PortChoice,
     /// How long `up` waits for readiness.
     pub timeout: Duration,
+    /// A fixed Jupyter token (None: random, kept for the cluster's life).
+    pub jupyter_token: Option<String>,
+    /// Per-application defaults.
+    pub apps: crate::config::AppSettings,
+    /// Named volume holding the notebooks.
+    pub notebooks_volume: String,
+    /// Host directory mounted at /data in every container.
+    pub data_dir: Option<std::path::PathBuf>,
 }
+
+/// The path the data directory has inside every container.
+pub const DATA_DIR: &str = "/data";
 
 /// Checks a cluster name: it prefixes container, network and volume names.
 pub fn validate_cluster_name(name: &str) -> Result<()> {
@@ -146,7 +157,7 @@ fn bad_memory(text: &str) -> Error {
 
 /// Formats MiB the way Spark expects ("1g" or "1536m").
 pub fn format_memory_mb(mb: u64) -> String {
-    if mb % 1024 == 0 {
+    if mb.is_multiple_of(1024) {
         format!("{}g", mb / 1024)
     } else {
         format!("{mb}m")

@@ -6,7 +6,7 @@ use predicates::prelude::*;
 
 fn sparkbox() -> Command {
     let mut cmd = Command::cargo_bin("sparkbox").expect("the sparkbox binary is built");
-    cmd.env_remove("SPARKBOX_NAME");
+    cmd.env_remove("SPARKBOX_NAME").env_remove("SPARKBOX_FILE");
     cmd
 }
 
@@ -157,4 +157,119 @@ fn doctor_on_an_unreachable_engine_says_what_to_do() {
             "FAIL  docker: cannot reach the Docker engine",
         ))
         .stdout(predicate::str::contains("DOCKER_HOST"));
+}
+
+/// Every example in compose-examples/ loads, resolves and passes the checks
+/// `up` makes before it touches the engine.
+#[test]
+fn every_compose_example_loads() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("compose-examples");
+    let mut seen = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("compose-examples exists") {
+        let file = entry.expect("dir entry").path().join("sparkbox.toml");
+        if !file.is_file() {
+            continue;
+        }
+        let out = sparkbox()
+            .arg("-f")
+            .arg(&file)
+            .args(["config", "--json"])
+            .env("DOCKER_HOST", "tcp://127.0.0.1:1")
+            .output()
+            .expect("runs");
+        assert!(
+            out.status.success(),
+            "{} does not load: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        let text = std::fs::read_to_string(&file).expect("readable");
+        let name = v["name"].as_str().expect("a name").to_string();
+        assert!(text.contains(&format!("name = \"{name}\"")), "{name}");
+        seen.push(name);
+    }
+    seen.sort();
+    assert_eq!(seen, ["ci", "laptop", "spark35", "workshop"]);
+}
+
+#[test]
+fn the_file_is_found_in_the_current_directory_and_flags_override_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("sparkbox.toml"),
+        "[cluster]\nname = \"here\"\nworkers = 3\n[image]\nspark_version = \"3.5\"\n[volumes]\ndata = \"d\"\n",
+    )
+    .expect("write");
+    let out = sparkbox()
+        .current_dir(dir.path())
+        .args(["config", "--json", "--workers", "1"])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["name"], "here");
+    assert_eq!(v["workers"], 1, "the flag wins over the file");
+    assert!(v["image"]["spark_version"]
+        .as_str()
+        .is_some_and(|s| s.starts_with("3.5.")));
+    let data = v["volumes"]["data"].as_str().expect("data dir");
+    assert!(data.ends_with("/d") && data.starts_with('/'), "{data}");
+    // The printed TOML is itself a valid file that resolves the same.
+    let toml_out = sparkbox()
+        .current_dir(dir.path())
+        .args(["config"])
+        .output()
+        .expect("runs");
+    std::fs::write(dir.path().join("again.toml"), &toml_out.stdout).expect("write");
+    sparkbox()
+        .current_dir(dir.path())
+        .args(["-f", "again.toml", "config", "--json"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("\"workers\": 3"));
+}
+
+#[test]
+fn a_bad_file_names_file_line_column_and_the_accepted_keys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("sparkbox.toml");
+    std::fs::write(
+        &file,
+        "# my cluster\n[cluster]\nname = \"x\"\nworkers = \"two\"\n",
+    )
+    .expect("write");
+    sparkbox()
+        .arg("-f")
+        .arg(&file)
+        .arg("up")
+        .env("DOCKER_HOST", "tcp://127.0.0.1:1")
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains(format!("{}:4:11", file.display())))
+        .stderr(predicate::str::contains("invalid type"))
+        .stderr(predicate::str::contains("workers (integer)"));
+    std::fs::write(
+        &file,
+        "[cluster]\nname = \"x\"\n\n[jupyter]\n  tokn = \"abcdefgh\"\n",
+    )
+    .expect("write");
+    sparkbox()
+        .current_dir(dir.path())
+        .arg("status")
+        .env("DOCKER_HOST", "tcp://127.0.0.1:1")
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("sparkbox.toml:5:3"))
+        .stderr(predicate::str::contains("unknown field `tokn`"))
+        .stderr(predicate::str::contains("[jupyter] token"));
+    sparkbox()
+        .args(["-f", "/nonexistent/sparkbox.toml", "status"])
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("does not exist"));
 }

@@ -145,6 +145,11 @@ fn cluster_lifecycle() {
     let (_, master_json, _) = exec_as(&master, "spark", &["/opt/sparkbox/bin/probe", "master"]);
     assert!(master_json.contains("sbx-test-job"), "{master_json}");
 
+    // `exec`, `shell` and `submit` on the running cluster (2 workers).
+    check_exec(&name);
+    check_shell(&name);
+    check_submit(&name);
+
     // Scaling up adds one worker and leaves every other container alone.
     let before = container_ids(&name);
     let (code, out, err) = up(&name, "3");
@@ -234,6 +239,14 @@ fn cluster_lifecycle() {
             .spawn()
             .expect("logs -f starts"),
     );
+    // Drained all along: the workers' logs may be more than a pipe holds.
+    let follower_out = follower.0.stdout.take().map(|mut stdout| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            stdout.read_to_string(&mut text).ok();
+            text
+        })
+    });
 
     // `scale` adds a worker copied from the others and touches nothing else.
     let before = container_ids(&name);
@@ -249,10 +262,10 @@ fn cluster_lifecycle() {
     assert_eq!(status["workers"]["alive"], 3, "{status}");
     std::thread::sleep(Duration::from_secs(3));
     follower.0.kill().ok();
-    let mut followed = String::new();
-    if let Some(mut stdout) = follower.0.stdout.take() {
-        stdout.read_to_string(&mut followed).ok();
-    }
+    follower.0.wait().ok();
+    let followed = follower_out
+        .and_then(|reader| reader.join().ok())
+        .unwrap_or_default();
     assert!(
         followed.contains(&format!("{name}-worker-3 ")),
         "logs -f missed the new worker:\n{followed}"
@@ -330,6 +343,292 @@ fn cluster_lifecycle() {
     assert_eq!(code, 0, "{err}");
     let volumes = block_on(engine.volumes(&[(labels::CLUSTER, name.as_str())])).expect("volumes");
     assert!(volumes.is_empty());
+}
+
+/// sparkbox with the cluster's name: `sparkbox <command> -n NAME <rest…>`.
+fn sbx(command: &str, name: &str, rest: &[&str]) -> assert_cmd::Command {
+    let mut cmd = sparkbox();
+    cmd.args([command, "-n", name]).args(rest);
+    cmd
+}
+
+/// `exec`: targets, exit codes passed through, stdin forwarded and closed at
+/// its end, a TTY only on a terminal.
+fn check_exec(name: &str) {
+    let (code, out, err) = run(&mut sbx(
+        "exec",
+        name,
+        &["master", "--", "sh", "-c", "exit 7"],
+    ));
+    assert_eq!(code, 7, "{out}\n{err}");
+    assert!(
+        !err.contains("error:"),
+        "the command's own exit is not a sparkbox error: {err}"
+    );
+    let (code, out, err) = run(&mut sbx("exec", name, &["worker-2", "--", "hostname"]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), format!("{name}-worker-2"));
+    let (code, out, err) = run(&mut sbx("exec", name, &["worker", "--", "hostname"]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), format!("{name}-worker-1"));
+    let (code, out, err) = run(&mut sbx(
+        "exec",
+        name,
+        &["-u", "root", "master", "--", "id", "-un"],
+    ));
+    assert_eq!((code, out.trim()), (0, "root"), "{err}");
+    let (code, _, err) = run(&mut sbx("exec", name, &["worker-9", "--", "true"]));
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains(&format!("cluster {name} has no worker-9 (workers: 1, 2)")),
+        "{err}"
+    );
+    let (code, _, err) = run(&mut sbx("exec", name, &["nosuch", "--", "true"]));
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains(&format!("{name}-master")), "{err}");
+    // stdout and stderr stay apart.
+    let (code, out, err) = run(&mut sbx(
+        "exec",
+        name,
+        &["jupyter", "--", "sh", "-c", "echo out; echo err >&2"],
+    ));
+    assert_eq!((code, out.as_str()), (0, "out\n"), "{err}");
+    assert!(err.contains("err"), "{err}");
+    // stdin is forwarded, and its end closes the command's input.
+    let (code, out, err) = run(sbx("exec", name, &["jupyter", "--", "cat"]).write_stdin("hello"));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "hello");
+    let big = "x".repeat(3 << 20);
+    let (code, out, err) = run(sbx("exec", name, &["jupyter", "--", "wc", "-c"]).write_stdin(big));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), (3 << 20).to_string());
+    // No terminal here: no TTY, and `tty`'s exit code 1 passes through.
+    let (code, out, err) = run(&mut sbx("exec", name, &["master", "--", "tty"]));
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(out.contains("not a tty"), "{out}");
+
+    // Under `script` (a pseudo-terminal on stdin and stdout) exec allocates a TTY.
+    let have_script = std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have_script {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!(
+                "CI=true requires the TTY check of `exec`, but `script` (util-linux) is missing"
+            );
+        }
+        eprintln!("SKIPPED the TTY check of exec: `script` (util-linux) is missing");
+        return;
+    }
+    let line = format!(
+        "{} --progress plain exec -n {name} master -- tty",
+        assert_cmd::cargo::cargo_bin("sparkbox").display()
+    );
+    let (code, out, err) = run(assert_cmd::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env_remove("SPARKBOX_NAME")
+        .env_remove("SPARKBOX_FILE")
+        .env_remove("DOCKER_HOST")
+        .timeout(Duration::from_secs(120)));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("/dev/pts/"),
+        "no TTY under script: {out}\n{err}"
+    );
+}
+
+/// `shell`: pyspark in the Jupyter container, reading from a pipe.
+fn check_shell(name: &str) {
+    let (code, out, err) = run(sbx("shell", name, &[])
+        .write_stdin("print(sc.master)\nprint(sc.parallelize(range(10)).sum())\n"));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains(&format!("spark://{name}-master:7077")),
+        "{out}\n{err}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.trim_start_matches(">>> ").trim() == "45"),
+        "{out}\n{err}"
+    );
+}
+
+/// `submit`: Spark's own examples from the image, an application's exit
+/// code, --py-files used on the executors, and files checked before anything.
+fn check_submit(name: &str) {
+    let examples = "/opt/sparkbox/spark/examples/src/main/python";
+    let dir = tempfile::tempdir().expect("temp dir");
+    let copy_out = |file: &str| {
+        let (code, text, err) = run(&mut sbx(
+            "exec",
+            name,
+            &["jupyter", "--", "cat", &format!("{examples}/{file}")],
+        ));
+        assert_eq!(code, 0, "{file} is not in the image: {err}");
+        let path = dir.path().join(file);
+        std::fs::write(&path, &text).expect("write");
+        (path.display().to_string(), text)
+    };
+    let (pi, pi_text) = copy_out("pi.py");
+    let (wordcount, _) = copy_out("wordcount.py");
+
+    let (code, out, err) = run(&mut sbx("submit", name, &[&pi, "4"]));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("Pi is roughly 3.1"), "{out}\n{err}");
+
+    // wordcount reads a file every container has (the image's pi.py).
+    let imports = pi_text
+        .lines()
+        .flat_map(|l| l.split(' '))
+        .filter(|w| *w == "import")
+        .count();
+    assert!(imports > 0);
+    let (code, out, err) = run(&mut sbx(
+        "submit",
+        name,
+        &[&wordcount, &format!("{examples}/pi.py")],
+    ));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.lines().any(|l| l == format!("import: {imports}")),
+        "{out}\n{err}"
+    );
+
+    // An application's own exit code passes through.
+    let failing = dir.path().join("fail.py");
+    std::fs::write(
+        &failing,
+        "from pyspark.sql import SparkSession\n\
+         spark = SparkSession.builder.appName('sbx-fail').getOrCreate()\n\
+         raise SystemExit(3)\n",
+    )
+    .expect("write");
+    let (code, out, err) = run(&mut sbx("submit", name, &[&failing.display().to_string()]));
+    assert_eq!(code, 3, "{out}\n{err}");
+
+    // A --py-files module is importable on the driver and on the executors.
+    std::fs::write(
+        dir.path().join("helper.py"),
+        "def square(x):\n    return x * x\n",
+    )
+    .expect("write");
+    let app = dir.path().join("squares.py");
+    std::fs::write(
+        &app,
+        "import socket\n\
+         from pyspark.sql import SparkSession\n\
+         import helper\n\
+         spark = SparkSession.builder.appName('sbx-pyfiles').getOrCreate()\n\
+         def f(x):\n\
+         \x20   import helper\n\
+         \x20   return (helper.square(x), socket.gethostname())\n\
+         rows = spark.sparkContext.parallelize(range(5), 2).map(f).collect()\n\
+         print('squares', sum(r[0] for r in rows), helper.square(3))\n\
+         print('hosts', sorted(set(r[1] for r in rows)))\n\
+         spark.stop()\n",
+    )
+    .expect("write");
+    let helper = dir.path().join("helper.py").display().to_string();
+    let (code, out, err) = run(&mut sbx(
+        "submit",
+        name,
+        &["--py-files", &helper, &app.display().to_string()],
+    ));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("squares 30 9"), "{out}\n{err}");
+    assert!(out.contains(&format!("'{name}-worker-")), "{out}\n{err}");
+
+    // Ctrl-C stops spark-submit and its Python driver in the container.
+    let slow = dir.path().join("slow.py");
+    std::fs::write(
+        &slow,
+        "import time\n\
+         from pyspark.sql import SparkSession\n\
+         spark = SparkSession.builder.appName('sbx-slow').getOrCreate()\n\
+         print('started', flush=True)\n\
+         time.sleep(600)\n",
+    )
+    .expect("write");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("sparkbox"))
+        .args(["--progress", "plain", "submit", "-n", name])
+        .arg(&slow)
+        .env_remove("SPARKBOX_NAME")
+        .env_remove("SPARKBOX_FILE")
+        .env_remove("DOCKER_HOST")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("submit starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let started = std::iter::from_fn(|| rx.recv_timeout(Duration::from_secs(300)).ok())
+        .any(|line| line == "started");
+    let interrupt = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let status = (0..120)
+        .find_map(|_| match child.try_wait() {
+            Ok(Some(status)) => Some(status),
+            _ => {
+                std::thread::sleep(Duration::from_millis(500));
+                None
+            }
+        })
+        .unwrap_or_else(|| {
+            child.kill().ok();
+            child.wait().expect("wait")
+        });
+    let mut err = String::new();
+    if let Some(mut stderr) = child.stderr.take() {
+        stderr.read_to_string(&mut err).ok();
+    }
+    assert!(started, "the slow application never started:\n{err}");
+    assert!(interrupt.is_ok_and(|s| s.success()));
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(err.contains("spark-submit of slow.py was stopped"), "{err}");
+    let (code, out, err) = run(&mut sbx(
+        "exec",
+        name,
+        &[
+            "jupyter",
+            "--",
+            "sh",
+            "-c",
+            "ps -eo args | grep -c '[s]low.py'",
+        ],
+    ));
+    assert_eq!((code, out.trim()), (1, "0"), "the driver still runs: {err}");
+
+    // The copied files are removed afterwards.
+    let (code, out, err) = run(&mut sbx(
+        "exec",
+        name,
+        &["jupyter", "--", "ls", "-A", "/tmp/sparkbox-submit"],
+    ));
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+
+    // Files and --conf values are checked before the engine is asked anything.
+    let (code, _, err) = run(sbx("submit", name, &["/nonexistent/app.py"])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock"));
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("/nonexistent/app.py"), "{err}");
+    let (code, _, err) = run(sbx("submit", name, &["--conf", "novalue", &pi])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock"));
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("key=value"), "{err}");
 }
 
 #[test]

@@ -4,36 +4,39 @@ use std::time::Instant;
 
 use crate::base;
 use crate::cli::{BuildArgs, ImageArgs};
+use crate::config::{Config, ImageSettings};
 use crate::engine::{DockerEngine, Engine};
 use crate::error::Result;
 use crate::image::{self, BuildSettings, ImageRecipe};
 use crate::progress::Progress;
 use crate::versions::{self, VERSION_KEYS};
 
-/// The recipe for `args`, validated before any engine call.
-pub fn recipe_from(args: &ImageArgs) -> Result<ImageRecipe> {
-    let entry = match &args.spark_version {
-        Some(v) => versions::lookup(v)?,
-        None => versions::default_entry(),
-    };
-    ImageRecipe::new(entry, args.base_image.clone(), args.python_packages.clone())
+/// The recipe for `image`, validated before any engine call.
+pub fn recipe_from(image: &ImageSettings) -> Result<ImageRecipe> {
+    let entry = versions::lookup(&image.spark_version)?;
+    ImageRecipe::new(
+        entry,
+        Some(image.base_image.clone()),
+        image.python_packages.clone(),
+    )
 }
 
-/// The host settings for `args`.
-pub fn settings_from(args: &ImageArgs, force: bool, no_cache: bool) -> BuildSettings {
+/// The host settings for `image`.
+pub fn settings_from(image: &ImageSettings, force: bool, no_cache: bool) -> BuildSettings {
     BuildSettings {
-        ca_bundle: args.ca_bundle.clone(),
-        debian_mirror: args.debian_mirror.clone(),
+        ca_bundle: image.ca_bundle.clone(),
+        debian_mirror: image.debian_mirror.clone(),
         force: force || no_cache,
         no_cache,
     }
 }
 
 /// `sparkbox build`.
-pub async fn run(args: BuildArgs, progress: &Progress) -> Result<()> {
+pub async fn run(args: BuildArgs, config: &Config, progress: &Progress) -> Result<()> {
     let started = Instant::now();
-    let recipe = recipe_from(&args.image)?;
-    let settings = settings_from(&args.image, args.force, args.no_cache);
+    let image = config.image_settings(&args.image);
+    let recipe = recipe_from(&image)?;
+    let settings = settings_from(&image, args.force, args.no_cache);
     // A user-given CA bundle is checked before anything slow happens.
     image::find_ca_bundle(settings.ca_bundle.as_deref())?;
     let engine = DockerEngine::connect().await?;
@@ -80,8 +83,8 @@ pub async fn run_base(
 }
 
 /// `sparkbox image tag`.
-pub async fn run_tag(args: ImageArgs) -> Result<()> {
-    let recipe = recipe_from(&args)?;
+pub async fn run_tag(args: ImageArgs, config: &Config) -> Result<()> {
+    let recipe = recipe_from(&config.image_settings(&args))?;
     let tag = recipe.tag();
     let engine = DockerEngine::connect().await?;
     let present = engine.image(&tag).await?.is_some();

@@ -8,11 +8,13 @@ use serde::Serialize;
 
 use crate::cli::{DownArgs, StatusArgs, UpArgs};
 use crate::commands::build::{recipe_from, settings_from};
+use crate::config::{Config, Settings};
 use crate::engine::{ContainerState, DockerEngine, Engine};
 use crate::error::{Error, Result};
 use crate::execute::{self, Context};
 use crate::image;
 use crate::labels;
+use crate::lock::{self, LOCK_WAIT};
 use crate::observe::Observed;
 use crate::parity::{self, ParityReport};
 use crate::ports;
@@ -23,26 +25,31 @@ use crate::spec::{self, ClusterSpec, Names, PortChoice, Role};
 use crate::versions::Versions;
 use crate::wait::{self, MasterJson};
 
-/// The desired cluster from `up`'s flags, validated before any engine call.
-pub fn spec_from(args: &UpArgs) -> Result<ClusterSpec> {
-    spec::validate_cluster_name(&args.name.name)?;
-    spec::validate_workers(args.workers)?;
-    spec::validate_cores(args.cores)?;
-    let choice = |fixed: Option<u16>, default: u16| match fixed {
-        Some(p) => PortChoice::Fixed(p),
-        None => PortChoice::Auto(default),
-    };
+/// The desired cluster from the resolved settings, validated before any engine call.
+pub fn spec_from(settings: &Settings) -> Result<ClusterSpec> {
+    if let Some(dir) = &settings.volumes.data {
+        if dir.exists() && !dir.is_dir() {
+            return Err(Error::InvalidInput(format!(
+                "the data directory {} is a file — point [volumes] data at a directory",
+                dir.display()
+            )));
+        }
+    }
     Ok(ClusterSpec {
-        name: args.name.name.clone(),
-        workers: args.workers,
-        worker_cores: args.cores,
-        worker_memory_mb: spec::parse_memory_mb(&args.memory)?,
-        image: recipe_from(&args.image)?,
+        name: settings.name.clone(),
+        workers: settings.workers,
+        worker_cores: settings.cores,
+        worker_memory_mb: settings.memory_mb,
+        image: recipe_from(&settings.image)?,
         bind_address: "127.0.0.1".into(),
-        master_ui_port: choice(args.master_ui_port, spec::DEFAULT_MASTER_UI_PORT),
-        jupyter_port: choice(args.jupyter_port, spec::DEFAULT_JUPYTER_PORT),
-        app_ui_port: choice(args.app_ui_port, spec::DEFAULT_APP_UI_PORT),
-        timeout: Duration::from_secs(args.timeout.max(1)),
+        master_ui_port: settings.ports.master_ui.choice(),
+        jupyter_port: settings.ports.jupyter.choice(),
+        app_ui_port: settings.ports.app_ui.choice(),
+        timeout: Duration::from_secs(settings.timeout),
+        jupyter_token: settings.jupyter_token.clone(),
+        apps: settings.apps.clone(),
+        notebooks_volume: settings.volumes.notebooks.clone(),
+        data_dir: settings.volumes.data.clone(),
     })
 }
 
@@ -110,12 +117,15 @@ pub fn resolve(spec: &ClusterSpec, observed: &Observed) -> Result<(Resolved, Vec
             slot.insert(s.port);
         }
     }
-    let token = observed
-        .jupyter()
-        .and_then(|j| j.labels.get(services::TOKEN_LABEL))
-        .filter(|t| !t.is_empty())
-        .cloned()
-        .unwrap_or_else(services::new_token);
+    let token = match &spec.jupyter_token {
+        Some(fixed) => fixed.clone(),
+        None => observed
+            .jupyter()
+            .and_then(|j| j.labels.get(services::TOKEN_LABEL))
+            .filter(|t| !t.is_empty())
+            .cloned()
+            .unwrap_or_else(services::new_token),
+    };
     Ok((
         Resolved {
             image_tag: spec.image.tag(),
@@ -130,12 +140,28 @@ pub fn resolve(spec: &ClusterSpec, observed: &Observed) -> Result<(Resolved, Vec
 }
 
 /// `sparkbox up`.
-pub async fn up(args: UpArgs, progress: &Progress) -> Result<()> {
+pub async fn up(args: UpArgs, config: &Config, progress: &Progress) -> Result<()> {
     let started = Instant::now();
-    let spec = spec_from(&args)?;
-    let settings = settings_from(&args.image, false, false);
+    let resolved_settings = Settings::resolve(config, &args.cluster)?;
+    let spec = spec_from(&resolved_settings)?;
+    if let Some(dir) = &spec.data_dir {
+        if !args.dry_run {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                Error::InvalidInput(format!(
+                    "cannot create the data directory {}: {e} — create it yourself or change [volumes] data",
+                    dir.display()
+                ))
+            })?;
+        }
+    }
+    let settings = settings_from(&resolved_settings.image, false, false);
     image::find_ca_bundle(settings.ca_bundle.as_deref())?;
     let engine = DockerEngine::connect().await?;
+    let _lock = if args.dry_run {
+        None
+    } else {
+        Some(lock::acquire(&spec.name, "up", spec.timeout, progress).await?)
+    };
     let names = Names::new(&spec.name);
     let tag = spec.image.tag();
     let observed = Observed::read(&engine, &spec.name, Some(&tag)).await?;
@@ -471,10 +497,10 @@ pub async fn collect_status<E: Engine>(engine: &E, cluster: &str) -> Result<Stat
 }
 
 /// `sparkbox status`: exit 0 when ready, 8 on a version mismatch, 7 otherwise.
-pub async fn status(args: StatusArgs) -> Result<()> {
-    spec::validate_cluster_name(&args.name.name)?;
+pub async fn status(args: StatusArgs, config: &Config) -> Result<()> {
+    let cluster = config.cluster_name(&args.name)?;
     let engine = DockerEngine::connect().await?;
-    let report = collect_status(&engine, &args.name.name).await?;
+    let report = collect_status(&engine, &cluster).await?;
     if args.json {
         let text = serde_json::to_string_pretty(&report)
             .map_err(|e| Error::Io(format!("cannot render the status: {e}")))?;
@@ -545,10 +571,10 @@ fn print_status(r: &StatusReport) {
 }
 
 /// `sparkbox down`.
-pub async fn down(args: DownArgs, progress: &Progress) -> Result<()> {
-    let cluster = &args.name.name;
-    spec::validate_cluster_name(cluster)?;
+pub async fn down(args: DownArgs, config: &Config, progress: &Progress) -> Result<()> {
+    let cluster = &config.cluster_name(&args.name)?;
     let engine = DockerEngine::connect().await?;
+    let _lock = lock::acquire(cluster, "down", LOCK_WAIT, progress).await?;
     let observed = Observed::read(&engine, cluster, None).await?;
     if observed.is_empty() {
         println!("cluster {cluster} does not exist; nothing to remove");

@@ -5,6 +5,7 @@ use crate::base;
 use crate::cli::DoctorArgs;
 use crate::commands::build::recipe_from;
 use crate::commands::lifecycle::cluster_lines;
+use crate::config::{Config, Settings};
 use crate::engine::{DockerEngine, Engine};
 use crate::error::{Error, Result};
 use crate::labels;
@@ -84,10 +85,10 @@ fn free_mb(path: &str) -> Option<u64> {
 }
 
 /// `sparkbox doctor`: exit 0 unless something fails.
-pub async fn run(args: DoctorArgs) -> Result<()> {
-    let memory_mb = spec::parse_memory_mb(&args.memory)?;
-    spec::validate_workers(args.workers)?;
-    let recipe = recipe_from(&args.image)?;
+pub async fn run(args: DoctorArgs, config: &Config) -> Result<()> {
+    let settings = Settings::resolve(config, &args.cluster)?;
+    let memory_mb = settings.memory_mb;
+    let recipe = recipe_from(&settings.image)?;
     let mut findings = Vec::new();
     let engine = match DockerEngine::connect().await {
         Ok(engine) => engine,
@@ -107,7 +108,7 @@ pub async fn run(args: DoctorArgs) -> Result<()> {
     match engine.client().info().await {
         Ok(system) => {
             findings.extend(capacity_findings(
-                args.workers,
+                settings.workers,
                 memory_mb,
                 system.ncpu.unwrap_or(0),
                 system.mem_total.unwrap_or(0),
@@ -129,13 +130,16 @@ pub async fn run(args: DoctorArgs) -> Result<()> {
             format!("engine info unavailable: {e}"),
         )),
     }
-    for (port, flag) in [
-        (spec::DEFAULT_MASTER_UI_PORT, "--master-ui-port"),
-        (spec::DEFAULT_JUPYTER_PORT, "--jupyter-port"),
-        (spec::DEFAULT_APP_UI_PORT, "--app-ui-port"),
+    for (setting, flag) in [
+        (&settings.ports.master_ui, "--master-ui-port"),
+        (&settings.ports.jupyter, "--jupyter-port"),
+        (&settings.ports.app_ui, "--app-ui-port"),
     ] {
+        let port = setting.port;
         findings.push(if ports::is_free("127.0.0.1", port) {
             finding(Level::Ok, format!("port {port}: free"))
+        } else if setting.fixed {
+            finding(Level::Fail, format!("port {port}: taken on 127.0.0.1, and it is fixed ({flag} or sparkbox.toml [ports]) — free it or choose another"))
         } else {
             finding(Level::Warn, format!("port {port}: taken on 127.0.0.1 — `up` will pick the next free one, or pass {flag}"))
         });

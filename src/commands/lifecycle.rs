@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::cli::{LsArgs, ScaleArgs, StartArgs, StopArgs};
 use crate::commands::cluster::{image_versions, label_port, parity_error};
+use crate::config::Config;
 use crate::engine::{ContainerState, DockerEngine, Engine};
 use crate::error::{Error, Result};
 use crate::labels;
@@ -126,9 +127,10 @@ async fn existing(engine: &DockerEngine, cluster: &str) -> Result<Observed> {
 }
 
 /// `sparkbox stop`: containers and volumes stay; `start` brings them back.
-pub async fn stop(args: StopArgs, progress: &Progress) -> Result<()> {
-    let cluster = &args.name.name;
+pub async fn stop(args: StopArgs, config: &Config, progress: &Progress) -> Result<()> {
+    let cluster = &config.cluster_name(&args.name)?;
     let engine = DockerEngine::connect().await?;
+    let _lock = crate::lock::acquire(cluster, "stop", crate::lock::LOCK_WAIT, progress).await?;
     let observed = existing(&engine, cluster).await?;
     progress.phase(&format!("stopping cluster {cluster}"));
     let running: Vec<&ContainerState> = observed
@@ -147,13 +149,18 @@ pub async fn stop(args: StopArgs, progress: &Progress) -> Result<()> {
 
 /// `sparkbox start`: master first, then the rest once it listens, then the
 /// same readiness and parity checks as `up`.
-pub async fn start(args: StartArgs, progress: &Progress) -> Result<()> {
+pub async fn start(args: StartArgs, config: &Config, progress: &Progress) -> Result<()> {
     let started = Instant::now();
-    let cluster = &args.name.name;
+    let cluster = &config.cluster_name(&args.name)?;
     let engine = DockerEngine::connect().await?;
+    let _lock = crate::lock::acquire(cluster, "start", crate::lock::LOCK_WAIT, progress).await?;
     let observed = existing(&engine, cluster).await?;
     let names = Names::new(cluster);
-    let deadline = Instant::now() + Duration::from_secs(args.timeout.max(1));
+    let timeout = args
+        .timeout
+        .or(config.file.cluster.timeout)
+        .unwrap_or(crate::config::DEFAULT_TIMEOUT);
+    let deadline = Instant::now() + Duration::from_secs(timeout.max(1));
     if let Some(master) = observed.master().filter(|m| !m.is_running()) {
         progress.phase(&format!("starting {}", master.name));
         engine.start_container(&master.name).await?;
@@ -201,11 +208,12 @@ pub async fn start(args: StartArgs, progress: &Progress) -> Result<()> {
 /// `sparkbox scale`: adds or removes workers only. The new workers copy the
 /// settings the existing ones carry in their labels; the master, Jupyter and
 /// the workers that stay are never touched, whatever else changed.
-pub async fn scale(args: ScaleArgs, progress: &Progress) -> Result<()> {
+pub async fn scale(args: ScaleArgs, config: &Config, progress: &Progress) -> Result<()> {
     let started = Instant::now();
-    let cluster = &args.name.name;
+    let cluster = &config.cluster_name(&args.name)?;
     spec::validate_workers(args.workers)?;
     let engine = DockerEngine::connect().await?;
+    let _lock = crate::lock::acquire(cluster, "scale", crate::lock::LOCK_WAIT, progress).await?;
     let observed = existing(&engine, cluster).await?;
     let workers = observed.workers();
     let template = workers.values().next().copied().ok_or_else(|| {
@@ -228,6 +236,11 @@ pub async fn scale(args: ScaleArgs, progress: &Progress) -> Result<()> {
         .and_then(|v| v.parse().ok())
         .ok_or_else(missing)?;
     let image_tag = label(services::IMAGE_REF_LABEL).ok_or_else(missing)?;
+    let data_dir = label(services::DATA_DIR_LABEL).map(std::path::PathBuf::from);
+    let timeout = args
+        .timeout
+        .or(config.file.cluster.timeout)
+        .unwrap_or(crate::config::DEFAULT_TIMEOUT);
     let names = Names::new(cluster);
     let spec = spec::ClusterSpec {
         name: cluster.clone(),
@@ -241,7 +254,11 @@ pub async fn scale(args: ScaleArgs, progress: &Progress) -> Result<()> {
         master_ui_port: spec::PortChoice::Auto(spec::DEFAULT_MASTER_UI_PORT),
         jupyter_port: spec::PortChoice::Auto(spec::DEFAULT_JUPYTER_PORT),
         app_ui_port: spec::PortChoice::Auto(spec::DEFAULT_APP_UI_PORT),
-        timeout: Duration::from_secs(args.timeout.max(1)),
+        timeout: Duration::from_secs(timeout.max(1)),
+        jupyter_token: None,
+        apps: Default::default(),
+        notebooks_volume: names.notebooks_volume(),
+        data_dir,
     };
     let (mut resolved, _) = crate::commands::cluster::resolve(&spec, &observed)?;
     resolved.image_tag = image_tag.clone();

@@ -8,11 +8,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures_util::stream::{BoxStream, SelectAll, StreamExt};
 
 use crate::cli::LogsArgs;
+use crate::config::Config;
 use crate::engine::{ContainerState, DockerEngine, Engine};
 use crate::error::{Error, Result};
 use crate::labels;
 use crate::progress::Progress;
-use crate::spec;
 
 /// Parses "90s", "10m", "2h" or plain seconds into seconds.
 pub fn parse_age(text: &str) -> Result<i64> {
@@ -54,9 +54,8 @@ pub fn prefix_lines(name: &str, width: usize, colour: Option<u8>, chunk: &str) -
 const COLOURS: [u8; 6] = [36, 33, 32, 35, 34, 31];
 
 /// `sparkbox logs`.
-pub async fn run(args: LogsArgs, _progress: &Progress) -> Result<()> {
-    let cluster = args.name.name.clone();
-    spec::validate_cluster_name(&cluster)?;
+pub async fn run(args: LogsArgs, config: &Config, _progress: &Progress) -> Result<()> {
+    let cluster = config.cluster_name(&args.name)?;
     let since = match &args.since {
         Some(age) => {
             let now = SystemTime::now()

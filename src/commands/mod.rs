@@ -2,33 +2,103 @@
 
 pub mod build;
 pub mod cluster;
+pub mod config_cmd;
 pub mod doctor;
+pub mod exec;
 pub mod lifecycle;
 pub mod logs;
 
 use crate::cli::{Cli, Command, ImageCommand};
-use crate::error::Result;
+use crate::config::Config;
+use crate::error::{Error, Result};
 use crate::progress::Progress;
 
-/// Runs the parsed command line.
+/// What to tell the user after Ctrl-C stopped `command`: the state it may
+/// have left, and the command that sets it right.
+pub fn interrupt_hint(command: &Command, config: &Config) -> String {
+    let name = |arg: &crate::cli::NameArg| {
+        config
+            .cluster_name(arg)
+            .unwrap_or_else(|_| crate::spec::DEFAULT_CLUSTER.to_string())
+    };
+    let partial = |cluster: String| {
+        format!(
+            "cluster {cluster} may be partly made or changed; `sparkbox up -n {cluster}` finishes it, `sparkbox down -n {cluster}` removes it (notebook volumes are kept)"
+        )
+    };
+    match command {
+        Command::Up(a) => partial(name(&a.cluster.name)),
+        Command::Scale(a) => partial(name(&a.name)),
+        Command::Start(a) => partial(name(&a.name)),
+        Command::Stop(a) => {
+            let c = name(&a.name);
+            format!("some containers of {c} may still run; `sparkbox stop -n {c}` stops the rest, `sparkbox start -n {c}` brings all back")
+        }
+        Command::Down(a) => {
+            let c = name(&a.name);
+            format!("cluster {c} may be partly removed; `sparkbox down -n {c}` removes the rest")
+        }
+        Command::Build(_) => {
+            "the image was not tagged; `sparkbox build` starts again and reuses the finished steps"
+                .to_string()
+        }
+        Command::Submit(_) | Command::Exec(_) | Command::Shell(_) => {
+            "the command may still run in the container; `sparkbox status` shows running applications"
+                .to_string()
+        }
+        _ => "nothing was changed".to_string(),
+    }
+}
+
+/// Runs the parsed command line; Ctrl-C stops it with a hint at what to do next.
 pub async fn run(cli: Cli) -> Result<()> {
     let progress = Progress::new(cli.progress, cli.verbose > 0);
+    let config = Config::load(cli.file.as_deref())?;
+    // `submit` handles Ctrl-C itself: it stops spark-submit's process group in
+    // the container (freeing the workers' cores) and removes the copied files.
+    if matches!(cli.command, Command::Submit(_)) {
+        return dispatch(cli, &config, &progress).await;
+    }
+    let hint = interrupt_hint(&cli.command, &config);
+    tokio::select! {
+        result = dispatch(cli, &config, &progress) => result,
+        _ = tokio::signal::ctrl_c() => {
+            progress.finish();
+            Err(Error::Interrupted(hint))
+        }
+    }
+}
+
+async fn dispatch(cli: Cli, cfg: &Config, progress: &Progress) -> Result<()> {
     match cli.command {
-        Command::Up(args) => cluster::up(args, &progress).await,
-        Command::Status(args) => cluster::status(args).await,
-        Command::Down(args) => cluster::down(args, &progress).await,
+        Command::Up(args) => cluster::up(args, cfg, progress).await,
+        Command::Status(args) => cluster::status(args, cfg).await,
+        Command::Down(args) => cluster::down(args, cfg, progress).await,
         Command::Ls(args) => lifecycle::ls(args).await,
-        Command::Doctor(args) => doctor::run(args).await,
-        Command::Logs(args) => logs::run(args, &progress).await,
-        Command::Scale(args) => lifecycle::scale(args, &progress).await,
-        Command::Stop(args) => lifecycle::stop(args, &progress).await,
-        Command::Start(args) => lifecycle::start(args, &progress).await,
-        Command::Build(args) => build::run(args, &progress).await,
+        Command::Doctor(args) => doctor::run(args, cfg).await,
+        Command::Logs(args) => logs::run(args, cfg, progress).await,
+        Command::Scale(args) => lifecycle::scale(args, cfg, progress).await,
+        Command::Stop(args) => lifecycle::stop(args, cfg, progress).await,
+        Command::Start(args) => lifecycle::start(args, cfg, progress).await,
+        Command::Build(args) => build::run(args, cfg, progress).await,
+        Command::Config(args) => config_cmd::run(args, cfg),
+        Command::Exec(args) => {
+            let cluster = cfg.cluster_name(&args.name)?;
+            exec::exec(args, &cluster).await
+        }
+        Command::Shell(args) => {
+            let cluster = cfg.cluster_name(&args.name)?;
+            exec::shell(args, &cluster).await
+        }
+        Command::Submit(args) => {
+            let cluster = cfg.cluster_name(&args.name)?;
+            exec::submit(args, &cluster, progress).await
+        }
         Command::Image(ImageCommand::Base {
             base_image,
             debian_mirror,
-        }) => build::run_base(base_image, debian_mirror, &progress).await,
-        Command::Image(ImageCommand::Tag { image }) => build::run_tag(image).await,
+        }) => build::run_base(base_image, debian_mirror, progress).await,
+        Command::Image(ImageCommand::Tag { image }) => build::run_tag(image, cfg).await,
         Command::Versions => {
             build::print_versions();
             Ok(())

@@ -11,14 +11,15 @@ use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
     ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
     LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
-    RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
+    RemoveVolumeOptionsBuilder, ResizeExecOptionsBuilder, StopContainerOptionsBuilder,
+    UploadToContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
 
 use super::{
     BuildEvent, BuildRequest, ByteStream, ContainerSpec, ContainerState, Engine, EngineInfo,
-    ImageInfo, RunOutput,
+    ExecChunk, ExecRequest, ExecSession, ImageInfo, RunOutput,
 };
 use crate::error::{Error, Result};
 use crate::labels;
@@ -506,6 +507,103 @@ impl Engine for DockerEngine {
         self.exec_inner(container, None, command).await
     }
 
+    async fn exec_attached(&self, container: &str, request: &ExecRequest) -> Result<ExecSession> {
+        let config = ExecConfig {
+            attach_stdin: Some(request.stdin),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(request.tty),
+            env: (!request.env.is_empty()).then(|| {
+                request
+                    .env
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect()
+            }),
+            cmd: Some(request.command.clone()),
+            user: request.user.clone(),
+            ..Default::default()
+        };
+        let program = request.command.first().cloned().unwrap_or_default();
+        let action = format!("run {program:?} in {container}");
+        let created = self
+            .docker
+            .create_exec(container, config)
+            .await
+            .map_err(|e| exec_error(&action, e))?;
+        let options = bollard::exec::StartExecOptions {
+            detach: false,
+            tty: request.tty,
+            output_capacity: None,
+        };
+        let started = self
+            .docker
+            .start_exec(&created.id, Some(options))
+            .await
+            .map_err(|e| exec_error(&action, e))?;
+        let bollard::exec::StartExecResults::Attached { output, input } = started else {
+            return Err(Error::Engine {
+                action,
+                detail: "the engine started the command detached".into(),
+            });
+        };
+        let output = output
+            .filter_map(move |item| {
+                let chunk = match item {
+                    Ok(bollard::container::LogOutput::StdErr { message }) => {
+                        Some(Ok(ExecChunk::Stderr(message)))
+                    }
+                    Ok(bollard::container::LogOutput::StdOut { message })
+                    | Ok(bollard::container::LogOutput::Console { message }) => {
+                        Some(Ok(ExecChunk::Stdout(message)))
+                    }
+                    Ok(bollard::container::LogOutput::StdIn { .. }) => None,
+                    Err(e) => Some(Err(Error::from_engine(
+                        format!("read the output of {program:?}"),
+                        e,
+                    ))),
+                };
+                std::future::ready(chunk)
+            })
+            .boxed();
+        Ok(ExecSession {
+            id: created.id,
+            output,
+            input,
+        })
+    }
+
+    async fn exec_resize(&self, exec_id: &str, columns: u16, rows: u16) -> Result<()> {
+        let options = ResizeExecOptionsBuilder::new()
+            .w(i32::from(columns))
+            .h(i32::from(rows))
+            .build();
+        self.docker
+            .resize_exec(exec_id, options)
+            .await
+            .map_err(|e| Error::from_engine("resize the terminal of the command", e))
+    }
+
+    async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>> {
+        let inspect = self
+            .docker
+            .inspect_exec(exec_id)
+            .await
+            .map_err(|e| Error::from_engine("read the exit code of the command", e))?;
+        if inspect.running == Some(true) {
+            return Ok(None);
+        }
+        Ok(inspect.exit_code)
+    }
+
+    async fn upload_tar(&self, container: &str, dir: &str, tar: Vec<u8>) -> Result<()> {
+        let options = UploadToContainerOptionsBuilder::new().path(dir).build();
+        self.docker
+            .upload_to_container(container, Some(options), bollard::body_full(tar.into()))
+            .await
+            .map_err(|e| exec_error(&format!("copy files into {container}:{dir}"), e))
+    }
+
     fn log_stream(
         &self,
         container: &str,
@@ -547,6 +645,20 @@ fn label_filter(labels: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
             })
             .collect(),
     )])
+}
+
+/// Classifies an error of running something in a container: a 409 means it
+/// is not running.
+fn exec_error(action: &str, e: bollard::errors::Error) -> Error {
+    match &e {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 409,
+            message,
+        } => Error::NotReady(format!(
+            "cannot {action}: {message} — start it first (`sparkbox start`, or `sparkbox up`)"
+        )),
+        _ => Error::from_engine(action, e),
+    }
 }
 
 fn is_not_found(e: &bollard::errors::Error) -> bool {
@@ -676,13 +788,9 @@ impl DockerEngine {
                 }
             }
         }
-        let inspect = self
-            .docker
-            .inspect_exec(&created.id)
-            .await
-            .map_err(|e| Error::from_engine(action(), e))?;
+        let exit_code = super::exec_wait_exit(self, &created.id).await?;
         Ok(RunOutput {
-            exit_code: inspect.exit_code.unwrap_or(-1),
+            exit_code: exit_code.unwrap_or(-1),
             stdout,
             stderr,
         })

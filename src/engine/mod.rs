@@ -149,6 +149,47 @@ pub fn health_from_status(status: &str) -> Option<String> {
 /// A stream of bytes fed to the engine (a root filesystem tarball).
 pub type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;
 
+/// How to run one command attached to this process's terminal or pipes.
+#[derive(Debug, Clone, Default)]
+pub struct ExecRequest {
+    /// The command and its arguments.
+    pub command: Vec<String>,
+    /// The user to run as (default: the image's user).
+    pub user: Option<String>,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+    /// Allocate a pseudo-terminal (output then comes as one stream).
+    pub tty: bool,
+    /// Attach the command's standard input to [`ExecSession::input`].
+    pub stdin: bool,
+}
+
+/// One piece of an attached command's output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecChunk {
+    /// Standard output (all output of a command with a TTY).
+    Stdout(Bytes),
+    /// Standard error.
+    Stderr(Bytes),
+}
+
+/// A started command with its output and input streams.
+pub struct ExecSession {
+    /// The engine's ID of this exec, for resizing and its exit code.
+    pub id: String,
+    /// The command's output as it comes; ends when the command's output ends.
+    pub output: BoxStream<'static, Result<ExecChunk>>,
+    /// The command's standard input (when requested); shutting it down
+    /// closes the command's input, as end-of-file.
+    pub input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+}
+
+impl std::fmt::Debug for ExecSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecSession").field("id", &self.id).finish()
+    }
+}
+
 /// The engine operations sparkbox is built on.
 #[allow(async_fn_in_trait)]
 pub trait Engine {
@@ -220,6 +261,20 @@ pub trait Engine {
     /// Runs a command inside a running container and collects its output.
     async fn exec(&self, container: &str, command: &[&str]) -> Result<RunOutput>;
 
+    /// Starts a command inside a running container with its output (and,
+    /// when asked, its input) attached, and returns at once.
+    async fn exec_attached(&self, container: &str, request: &ExecRequest) -> Result<ExecSession>;
+
+    /// Resizes the TTY of a started exec.
+    async fn exec_resize(&self, exec_id: &str, columns: u16, rows: u16) -> Result<()>;
+
+    /// The exit code of an exec, or None while it still runs.
+    async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>>;
+
+    /// Extracts `tar` (an uncompressed tar archive) into the directory `dir`
+    /// of a container; entries keep their owners and modes.
+    async fn upload_tar(&self, container: &str, dir: &str, tar: Vec<u8>) -> Result<()>;
+
     /// A container's log as a stream of chunks: the last `tail` lines (all
     /// when None), entries since a Unix time, and new ones too with `follow`.
     fn log_stream(
@@ -239,6 +294,28 @@ pub trait Engine {
             text.push_str(&chunk?);
         }
         Ok(text)
+    }
+}
+
+/// How long an exec whose output has ended may take to report its exit.
+const EXEC_EXIT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The exit code of an exec whose output has ended. The engine closes the
+/// output a moment before it records the exit, so this asks again for a
+/// while; None when the command still runs after that (it closed its output
+/// but did not exit).
+pub async fn exec_wait_exit<E: Engine + ?Sized>(engine: &E, exec_id: &str) -> Result<Option<i64>> {
+    let start = std::time::Instant::now();
+    let mut delay = std::time::Duration::from_millis(5);
+    loop {
+        if let Some(code) = engine.exec_exit_code(exec_id).await? {
+            return Ok(Some(code));
+        }
+        if start.elapsed() >= EXEC_EXIT_PATIENCE {
+            return Ok(None);
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(std::time::Duration::from_millis(200));
     }
 }
 

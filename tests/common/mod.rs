@@ -40,6 +40,7 @@ pub fn docker(test: &str) -> Option<DockerEngine> {
 pub fn sparkbox() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("sparkbox").expect("binary");
     cmd.env_remove("SPARKBOX_NAME")
+        .env_remove("SPARKBOX_FILE")
         .env_remove("DOCKER_HOST")
         .arg("--progress")
         .arg("plain")

@@ -1,0 +1,20 @@
+//! `sparkbox config`: the settings `up` would use, resolved.
+
+use crate::cli::ConfigArgs;
+use crate::config::{Config, Settings};
+use crate::error::{Error, Result};
+
+/// Prints the resolved settings as TOML (a file that reproduces them) or JSON.
+pub fn run(args: ConfigArgs, config: &Config) -> Result<()> {
+    let settings = Settings::resolve(config, &args.cluster)?;
+    // The same checks `up` makes before touching the engine.
+    crate::commands::cluster::spec_from(&settings)?;
+    if args.json {
+        let text = serde_json::to_string_pretty(&settings)
+            .map_err(|e| Error::Io(format!("cannot render the settings: {e}")))?;
+        println!("{text}");
+    } else {
+        print!("{}", settings.to_toml());
+    }
+    Ok(())
+}

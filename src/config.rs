@@ -1,0 +1,715 @@
+//! `sparkbox.toml`: the compose-style cluster file, and the settings that
+//! result from it, the command line and the defaults (in that order of
+//! precedence: flags, then the file, then defaults).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cli::{ClusterArgs, NameArg};
+use crate::error::{Error, Result};
+use crate::spec;
+
+/// The file looked for in the current directory when `-f` is not given.
+pub const DEFAULT_FILE: &str = "sparkbox.toml";
+
+/// Every key the file accepts, shown with each error about an unknown key or
+/// a wrong type.
+pub const ACCEPTED_KEYS: &str = "\
+[cluster] name (string), workers (integer), cores (integer), memory (string, e.g. \"1g\"), timeout (seconds)
+[image]   spark_version (string), base_image (string), debian_mirror (string), ca_bundle (path), python_packages (list of strings)
+[ports]   master_ui, jupyter, app_ui (integers)
+[jupyter] token (string)
+[apps]    cores (integer), executor_memory (string), conf (table of \"spark.key\" = \"value\")
+[volumes] notebooks (volume name), data (host directory)";
+
+/// `[cluster]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterSection {
+    /// Cluster name.
+    pub name: Option<String>,
+    /// Number of workers.
+    pub workers: Option<u32>,
+    /// Cores per worker.
+    pub cores: Option<u32>,
+    /// Memory per worker (Spark syntax).
+    pub memory: Option<String>,
+    /// Seconds `up` waits for readiness.
+    pub timeout: Option<u64>,
+}
+
+/// `[image]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImageSection {
+    /// Spark release.
+    pub spark_version: Option<String>,
+    /// Base image of the build.
+    pub base_image: Option<String>,
+    /// Debian mirror for making the base image offline.
+    pub debian_mirror: Option<String>,
+    /// CA bundle for apt and pip during the build (relative to the file).
+    pub ca_bundle: Option<PathBuf>,
+    /// Extra Python packages for every container.
+    pub python_packages: Vec<String>,
+}
+
+/// `[ports]`: a port given here is fixed, like the flag.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PortsSection {
+    /// Master web UI.
+    pub master_ui: Option<u16>,
+    /// JupyterLab.
+    pub jupyter: Option<u16>,
+    /// Application (driver) UI.
+    pub app_ui: Option<u16>,
+}
+
+/// `[jupyter]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct JupyterSection {
+    /// A fixed token (default: a random one, kept for the cluster's life).
+    pub token: Option<String>,
+}
+
+/// `[apps]`: defaults for every application the cluster runs.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppsSection {
+    /// Cores an application gets unless it asks (spark.deploy.defaultCores
+    /// on the master, spark.cores.max for the cluster's drivers).
+    pub cores: Option<u32>,
+    /// spark.executor.memory for the cluster's drivers.
+    pub executor_memory: Option<String>,
+    /// Any other spark-defaults for the cluster's drivers.
+    pub conf: BTreeMap<String, String>,
+}
+
+/// `[volumes]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct VolumesSection {
+    /// Named volume holding the notebooks (default "<cluster>-notebooks").
+    pub notebooks: Option<String>,
+    /// Host directory mounted at /data in every container (relative to the file).
+    pub data: Option<PathBuf>,
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileConfig {
+    /// `[cluster]`.
+    pub cluster: ClusterSection,
+    /// `[image]`.
+    pub image: ImageSection,
+    /// `[ports]`.
+    pub ports: PortsSection,
+    /// `[jupyter]`.
+    pub jupyter: JupyterSection,
+    /// `[apps]`.
+    pub apps: AppsSection,
+    /// `[volumes]`.
+    pub volumes: VolumesSection,
+}
+
+/// A loaded file (or none) and where relative paths in it start from.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// The file read, if any.
+    pub path: Option<PathBuf>,
+    /// Its contents.
+    pub file: FileConfig,
+}
+
+/// 1-based line and column of byte `offset` in `text`.
+pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, column)
+}
+
+/// Parses the text of a cluster file; `path` names it in errors.
+pub fn parse(text: &str, path: &Path) -> Result<FileConfig> {
+    toml::from_str(text).map_err(|e| {
+        let place = match e.span() {
+            Some(span) => {
+                let (line, column) = line_column(text, span.start);
+                format!("{}:{line}:{column}", path.display())
+            }
+            None => path.display().to_string(),
+        };
+        let message = e.message().trim().replace('\n', " ");
+        Error::InvalidInput(format!(
+            "{place}: {message}\nthe accepted keys are:\n{ACCEPTED_KEYS}"
+        ))
+    })
+}
+
+impl Config {
+    /// Loads `-f FILE`, or ./sparkbox.toml when it exists, or nothing.
+    pub fn load(explicit: Option<&Path>) -> Result<Config> {
+        let path = match explicit {
+            Some(p) => {
+                if !p.is_file() {
+                    return Err(Error::InvalidInput(format!(
+                        "cluster file {} does not exist — check the path given to -f (or SPARKBOX_FILE), or drop it to use ./{DEFAULT_FILE}",
+                        p.display()
+                    )));
+                }
+                p.to_path_buf()
+            }
+            None => {
+                let p = PathBuf::from(DEFAULT_FILE);
+                if !p.is_file() {
+                    return Ok(Config::default());
+                }
+                p
+            }
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            Error::InvalidInput(format!(
+                "cannot read cluster file {}: {e} — check its permissions",
+                path.display()
+            ))
+        })?;
+        let file = parse(&text, &path)?;
+        Ok(Config {
+            path: Some(path),
+            file,
+        })
+    }
+
+    /// The directory relative paths in the file start from.
+    pub fn base_dir(&self) -> PathBuf {
+        let dir = self
+            .path
+            .as_deref()
+            .and_then(Path::parent)
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        std::path::absolute(&dir).unwrap_or(dir)
+    }
+
+    fn relative(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir().join(p)
+        }
+    }
+
+    /// What a file value is called in errors: "sparkbox.toml [cluster] workers".
+    fn key(&self, section: &str, key: &str) -> String {
+        match &self.path {
+            Some(p) => format!("{} [{section}] {key}", p.display()),
+            None => format!("[{section}] {key}"),
+        }
+    }
+
+    /// The image settings: flags over the file over the defaults (extra
+    /// packages from both).
+    pub fn image_settings(&self, args: &crate::cli::ImageArgs) -> ImageSettings {
+        let f = &self.file.image;
+        let mut python_packages = f.python_packages.clone();
+        for p in &args.python_packages {
+            if !python_packages.contains(p) {
+                python_packages.push(p.clone());
+            }
+        }
+        ImageSettings {
+            spark_version: args
+                .spark_version
+                .clone()
+                .or_else(|| f.spark_version.clone())
+                .unwrap_or_else(|| crate::versions::default_entry().spark.to_string()),
+            base_image: args
+                .base_image
+                .clone()
+                .or_else(|| f.base_image.clone())
+                .unwrap_or_else(|| crate::base::DEFAULT_BASE_IMAGE.to_string()),
+            debian_mirror: args
+                .debian_mirror
+                .clone()
+                .or_else(|| f.debian_mirror.clone()),
+            ca_bundle: args
+                .ca_bundle
+                .clone()
+                .or_else(|| f.ca_bundle.as_deref().map(|p| self.relative(p))),
+            python_packages,
+        }
+    }
+
+    /// The cluster name: --name / SPARKBOX_NAME, then the file, then "sparkbox".
+    pub fn cluster_name(&self, arg: &NameArg) -> Result<String> {
+        let name = arg
+            .name
+            .clone()
+            .or_else(|| self.file.cluster.name.clone())
+            .unwrap_or_else(|| spec::DEFAULT_CLUSTER.to_string());
+        spec::validate_cluster_name(&name)?;
+        Ok(name)
+    }
+}
+
+/// The image part of the settings.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ImageSettings {
+    /// Spark release (as asked; resolved against the matrix when building).
+    pub spark_version: String,
+    /// Base image.
+    pub base_image: String,
+    /// Debian mirror for debootstrap (None: the host's apt configuration).
+    pub debian_mirror: Option<String>,
+    /// CA bundle (None: found on the host).
+    pub ca_bundle: Option<PathBuf>,
+    /// Extra Python packages.
+    pub python_packages: Vec<String>,
+}
+
+/// One host port: fixed by the user, or a default that moves when taken.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PortSetting {
+    /// The port tried first.
+    pub port: u16,
+    /// True when the user fixed it (a taken port is then an error).
+    pub fixed: bool,
+}
+
+impl PortSetting {
+    /// As a [`spec::PortChoice`].
+    pub fn choice(&self) -> spec::PortChoice {
+        if self.fixed {
+            spec::PortChoice::Fixed(self.port)
+        } else {
+            spec::PortChoice::Auto(self.port)
+        }
+    }
+}
+
+/// Host ports.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PortSettings {
+    /// Master web UI.
+    pub master_ui: PortSetting,
+    /// JupyterLab.
+    pub jupyter: PortSetting,
+    /// Application UI.
+    pub app_ui: PortSetting,
+}
+
+/// Per-application defaults.
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct AppSettings {
+    /// Cores an application gets unless it asks (None: all free cores, Spark's default).
+    pub cores: Option<u32>,
+    /// Executor memory in MiB (None: Spark's default, 1g).
+    pub executor_memory_mb: Option<u64>,
+    /// Other spark-defaults for the drivers.
+    pub conf: BTreeMap<String, String>,
+}
+
+/// Volumes and mounts.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct VolumeSettings {
+    /// Named volume holding the notebooks.
+    pub notebooks: String,
+    /// Host directory mounted at /data everywhere.
+    pub data: Option<PathBuf>,
+}
+
+/// Everything `up` needs, resolved: what `sparkbox config` prints.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Settings {
+    /// The file these came from, if any.
+    pub file: Option<PathBuf>,
+    /// Cluster name.
+    pub name: String,
+    /// Workers.
+    pub workers: u32,
+    /// Cores per worker.
+    pub cores: u32,
+    /// Memory per worker in MiB.
+    pub memory_mb: u64,
+    /// Seconds `up` waits.
+    pub timeout: u64,
+    /// The image.
+    pub image: ImageSettings,
+    /// Host ports.
+    pub ports: PortSettings,
+    /// A fixed Jupyter token (None: random, kept for the cluster's life).
+    pub jupyter_token: Option<String>,
+    /// Per-application defaults.
+    pub apps: AppSettings,
+    /// Volumes.
+    pub volumes: VolumeSettings,
+}
+
+/// Default seconds `up` waits.
+pub const DEFAULT_TIMEOUT: u64 = 180;
+/// Default workers.
+pub const DEFAULT_WORKERS: u32 = 2;
+/// Default memory per worker.
+pub const DEFAULT_MEMORY: &str = "1g";
+
+fn port(flag: Option<u16>, file: Option<u16>, default: u16) -> PortSetting {
+    match flag.or(file) {
+        Some(port) => PortSetting { port, fixed: true },
+        None => PortSetting {
+            port: default,
+            fixed: false,
+        },
+    }
+}
+
+impl Settings {
+    /// Flags over the file over the defaults, validated.
+    pub fn resolve(config: &Config, args: &ClusterArgs) -> Result<Settings> {
+        let f = &config.file;
+        let in_file = |section: &str, key: &str, e: Error| -> Error {
+            match e {
+                Error::InvalidInput(m) => {
+                    Error::InvalidInput(format!("{}: {m}", config.key(section, key)))
+                }
+                other => other,
+            }
+        };
+        let name = config.cluster_name(&args.name)?;
+        let workers = match args.workers {
+            Some(w) => w,
+            None => f.cluster.workers.unwrap_or(DEFAULT_WORKERS),
+        };
+        spec::validate_workers(workers).map_err(|e| match args.workers {
+            Some(_) => e,
+            None => in_file("cluster", "workers", e),
+        })?;
+        let cores = args.cores.or(f.cluster.cores).unwrap_or(1);
+        spec::validate_cores(cores).map_err(|e| match args.cores {
+            Some(_) => e,
+            None => in_file("cluster", "cores", e),
+        })?;
+        let memory_mb = match (&args.memory, &f.cluster.memory) {
+            (Some(m), _) => spec::parse_memory_mb(m)?,
+            (None, Some(m)) => {
+                spec::parse_memory_mb(m).map_err(|e| in_file("cluster", "memory", e))?
+            }
+            (None, None) => spec::parse_memory_mb(DEFAULT_MEMORY)?,
+        };
+        let timeout = args
+            .timeout
+            .or(f.cluster.timeout)
+            .unwrap_or(DEFAULT_TIMEOUT)
+            .max(1);
+        let mut image = config.image_settings(&args.image);
+        // "3.5" means the newest supported 3.5 release: print what will run.
+        image.spark_version = crate::versions::lookup(&image.spark_version)
+            .map_err(|e| match &args.image.spark_version {
+                Some(_) => e,
+                None => in_file("image", "spark_version", e),
+            })?
+            .spark
+            .to_string();
+        let ports = PortSettings {
+            master_ui: port(
+                args.master_ui_port,
+                f.ports.master_ui,
+                spec::DEFAULT_MASTER_UI_PORT,
+            ),
+            jupyter: port(
+                args.jupyter_port,
+                f.ports.jupyter,
+                spec::DEFAULT_JUPYTER_PORT,
+            ),
+            app_ui: port(args.app_ui_port, f.ports.app_ui, spec::DEFAULT_APP_UI_PORT),
+        };
+        for (key, p) in [
+            ("master_ui", &ports.master_ui),
+            ("jupyter", &ports.jupyter),
+            ("app_ui", &ports.app_ui),
+        ] {
+            if p.port < 1024 {
+                return Err(Error::InvalidInput(format!(
+                    "port {} for {key} is a privileged port — give one from 1024 to 65535",
+                    p.port
+                )));
+            }
+        }
+        let jupyter_token = f.jupyter.token.clone();
+        if let Some(t) = &jupyter_token {
+            let ok = t.len() >= 8
+                && t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !ok {
+                return Err(Error::InvalidInput(format!(
+                    "{}: a token needs at least 8 letters, digits, '-' or '_' — or remove the key for a random one",
+                    config.key("jupyter", "token")
+                )));
+            }
+        }
+        if let Some(c) = f.apps.cores {
+            spec::validate_cores(c).map_err(|e| in_file("apps", "cores", e))?;
+        }
+        let executor_memory_mb = match &f.apps.executor_memory {
+            Some(m) => {
+                Some(spec::parse_memory_mb(m).map_err(|e| in_file("apps", "executor_memory", e))?)
+            }
+            None => None,
+        };
+        if let Some(mb) = executor_memory_mb {
+            if mb > memory_mb {
+                return Err(Error::InvalidInput(format!(
+                    "{}: {} is more than a worker offers ({}), so no executor could start — lower it or raise [cluster] memory",
+                    config.key("apps", "executor_memory"),
+                    spec::format_memory_mb(mb),
+                    spec::format_memory_mb(memory_mb)
+                )));
+            }
+        }
+        for key in f.apps.conf.keys() {
+            if !key.starts_with("spark.") || key.contains(char::is_whitespace) {
+                return Err(Error::InvalidInput(format!(
+                    "{}: {key:?} is not a Spark setting — keys look like \"spark.sql.shuffle.partitions\"",
+                    config.key("apps", "conf")
+                )));
+            }
+        }
+        let notebooks = match &f.volumes.notebooks {
+            Some(v) => {
+                let ok = !v.is_empty()
+                    && v.len() <= 64
+                    && v.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+                    && v.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+                if !ok {
+                    return Err(Error::InvalidInput(format!(
+                        "{}: {v:?} is not a volume name — use letters, digits, '_', '.', '-' (a named volume keeps notebooks across `down`/`up`)",
+                        config.key("volumes", "notebooks")
+                    )));
+                }
+                v.clone()
+            }
+            None => spec::Names::new(&name).notebooks_volume(),
+        };
+        let data = f.volumes.data.as_deref().map(|p| config.relative(p));
+        Ok(Settings {
+            file: config.path.clone(),
+            name,
+            workers,
+            cores,
+            memory_mb,
+            timeout,
+            image,
+            ports,
+            jupyter_token,
+            apps: AppSettings {
+                cores: f.apps.cores,
+                executor_memory_mb,
+                conf: f.apps.conf.clone(),
+            },
+            volumes: VolumeSettings { notebooks, data },
+        })
+    }
+
+    /// The settings as a `sparkbox.toml` that would reproduce them.
+    pub fn to_toml(&self) -> String {
+        let file = FileConfig {
+            cluster: ClusterSection {
+                name: Some(self.name.clone()),
+                workers: Some(self.workers),
+                cores: Some(self.cores),
+                memory: Some(spec::format_memory_mb(self.memory_mb)),
+                timeout: Some(self.timeout),
+            },
+            image: ImageSection {
+                spark_version: Some(self.image.spark_version.clone()),
+                base_image: Some(self.image.base_image.clone()),
+                debian_mirror: self.image.debian_mirror.clone(),
+                ca_bundle: self.image.ca_bundle.clone(),
+                python_packages: self.image.python_packages.clone(),
+            },
+            ports: PortsSection {
+                master_ui: Some(self.ports.master_ui.port),
+                jupyter: Some(self.ports.jupyter.port),
+                app_ui: Some(self.ports.app_ui.port),
+            },
+            jupyter: JupyterSection {
+                token: self.jupyter_token.clone(),
+            },
+            apps: AppsSection {
+                cores: self.apps.cores,
+                executor_memory: self.apps.executor_memory_mb.map(spec::format_memory_mb),
+                conf: self.apps.conf.clone(),
+            },
+            volumes: VolumesSection {
+                notebooks: Some(self.volumes.notebooks.clone()),
+                data: self.volumes.data.clone(),
+            },
+        };
+        let mut text = match &self.file {
+            Some(p) => format!("# resolved from {} and the command line\n", p.display()),
+            None => {
+                "# resolved from the command line and the defaults (no sparkbox.toml)\n".to_string()
+            }
+        };
+        text.push_str(
+            &toml::to_string(&file).unwrap_or_else(|e| format!("# cannot render: {e}\n")),
+        );
+        let moving: Vec<&str> = [
+            ("master_ui", &self.ports.master_ui),
+            ("jupyter", &self.ports.jupyter),
+            ("app_ui", &self.ports.app_ui),
+        ]
+        .iter()
+        .filter(|(_, p)| !p.fixed)
+        .map(|(k, _)| *k)
+        .collect();
+        if !moving.is_empty() {
+            text.push_str(&format!(
+                "# ports not fixed ({}) move to the next free one when taken\n",
+                moving.join(", ")
+            ));
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> Result<Config> {
+        Ok(Config {
+            path: Some(PathBuf::from("/proj/sparkbox.toml")),
+            file: parse(text, Path::new("/proj/sparkbox.toml"))?,
+        })
+    }
+
+    fn message(e: Error) -> String {
+        e.to_string()
+    }
+
+    #[test]
+    fn line_and_column_are_one_based() {
+        assert_eq!(line_column("a\nbc\nd", 0), (1, 1));
+        assert_eq!(line_column("a\nbc\nd", 3), (2, 2));
+        assert_eq!(line_column("a\nbc\nd", 5), (3, 1));
+    }
+
+    #[test]
+    fn an_unknown_key_names_file_line_column_and_the_accepted_keys() {
+        let text = "[cluster]\nname = \"x\"\nwokers = 3\n";
+        let e = message(config(text).expect_err("an error"));
+        assert!(e.contains("/proj/sparkbox.toml:3:1"), "{e}");
+        assert!(e.contains("wokers"), "{e}");
+        assert!(e.contains("workers (integer)"), "{e}");
+    }
+
+    #[test]
+    fn a_wrong_type_names_file_line_column() {
+        let text = "[cluster]\nworkers = \"three\"\n";
+        let e = message(config(text).expect_err("an error"));
+        assert!(e.contains("/proj/sparkbox.toml:2:11"), "{e}");
+        assert!(e.contains("invalid type"), "{e}");
+        let e = message(config("[ports]\njupyter = 70000\n").expect_err("an error"));
+        assert!(e.contains(":2:11"), "{e}");
+        let e = message(config("[sparky]\n").expect_err("an error"));
+        assert!(e.contains(":1:"), "{e}");
+        assert!(e.contains("sparky"), "{e}");
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let c = config(
+            "[cluster]\nname = \"lab\"\nworkers = 3\nmemory = \"2g\"\n[ports]\njupyter = 9999\n[image]\npython_packages = [\"polars==1.9.0\"]\nca_bundle = \"certs/ca.pem\"\n[volumes]\ndata = \"data\"\n",
+        )
+        .expect("parses");
+        let defaults = Settings::resolve(&c, &ClusterArgs::default()).expect("valid");
+        assert_eq!(defaults.name, "lab");
+        assert_eq!(defaults.workers, 3);
+        assert_eq!(defaults.memory_mb, 2048);
+        assert_eq!(defaults.cores, 1);
+        assert_eq!(
+            defaults.ports.jupyter,
+            PortSetting {
+                port: 9999,
+                fixed: true
+            }
+        );
+        assert_eq!(
+            defaults.ports.master_ui,
+            PortSetting {
+                port: 8080,
+                fixed: false
+            }
+        );
+        assert_eq!(defaults.volumes.notebooks, "lab-notebooks");
+        assert_eq!(defaults.volumes.data, Some(PathBuf::from("/proj/data")));
+        assert_eq!(
+            defaults.image.ca_bundle,
+            Some(PathBuf::from("/proj/certs/ca.pem"))
+        );
+        let args = ClusterArgs {
+            workers: Some(1),
+            name: NameArg {
+                name: Some("other".into()),
+            },
+            image: crate::cli::ImageArgs {
+                python_packages: vec!["rich==13.9.4".into()],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let flagged = Settings::resolve(&c, &args).expect("valid");
+        assert_eq!(flagged.workers, 1);
+        assert_eq!(flagged.name, "other");
+        assert_eq!(flagged.volumes.notebooks, "other-notebooks");
+        assert_eq!(
+            flagged.image.python_packages,
+            vec!["polars==1.9.0".to_string(), "rich==13.9.4".to_string()]
+        );
+    }
+
+    #[test]
+    fn bad_values_in_the_file_name_the_key() {
+        let c = config("[cluster]\nworkers = 0\n").expect("parses");
+        let e = message(Settings::resolve(&c, &ClusterArgs::default()).expect_err("error"));
+        assert!(e.contains("[cluster] workers"), "{e}");
+        let c = config("[apps]\nexecutor_memory = \"4g\"\n").expect("parses");
+        let e = message(Settings::resolve(&c, &ClusterArgs::default()).expect_err("error"));
+        assert!(
+            e.contains("executor_memory") && e.contains("more than a worker"),
+            "{e}"
+        );
+        let c = config("[apps.conf]\n\"shuffle\" = \"8\"\n").expect("parses");
+        assert!(Settings::resolve(&c, &ClusterArgs::default()).is_err());
+        let c = config("[jupyter]\ntoken = \"short\"\n").expect("parses");
+        assert!(Settings::resolve(&c, &ClusterArgs::default()).is_err());
+    }
+
+    #[test]
+    fn resolved_settings_round_trip_through_toml() {
+        let c = config("[cluster]\nworkers = 3\n[apps]\ncores = 1\n[apps.conf]\n\"spark.sql.shuffle.partitions\" = \"8\"\n")
+            .expect("parses");
+        let s = Settings::resolve(&c, &ClusterArgs::default()).expect("valid");
+        let text = s.to_toml();
+        let again = Config {
+            path: c.path.clone(),
+            file: parse(&text, Path::new("resolved.toml")).expect("printed TOML parses"),
+        };
+        let mut s2 = Settings::resolve(&again, &ClusterArgs::default()).expect("valid");
+        // Printed ports are fixed ones; everything else is identical.
+        s2.ports = s.ports.clone();
+        assert_eq!(s, s2);
+    }
+}

@@ -251,6 +251,13 @@ impl Config {
         }
     }
 
+    /// Seconds to wait for readiness: --timeout, then the file, then 180 (at least 1).
+    pub fn timeout(&self, flag: Option<u64>) -> u64 {
+        flag.or(self.file.cluster.timeout)
+            .unwrap_or(DEFAULT_TIMEOUT)
+            .max(1)
+    }
+
     /// The cluster name: --name / SPARKBOX_NAME, then the file, then "sparkbox".
     pub fn cluster_name(&self, arg: &NameArg) -> Result<String> {
         let name = arg
@@ -406,11 +413,7 @@ impl Settings {
             }
             (None, None) => spec::parse_memory_mb(DEFAULT_MEMORY)?,
         };
-        let timeout = args
-            .timeout
-            .or(f.cluster.timeout)
-            .unwrap_or(DEFAULT_TIMEOUT)
-            .max(1);
+        let timeout = config.timeout(args.timeout);
         let mut image = config.image_settings(&args.image);
         // "3.5" means the newest supported 3.5 release: print what will run.
         image.spark_version = crate::versions::lookup(&image.spark_version)

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -23,13 +23,9 @@ fn example_dir(name: &str) -> tempfile::TempDir {
     dir
 }
 
-fn binary() -> PathBuf {
-    assert_cmd::cargo::cargo_bin("sparkbox")
-}
-
 /// `sparkbox --progress plain ARGS` in `dir`, started in the background.
 fn spawn_in(dir: &Path, args: &[&str]) -> std::process::Child {
-    Command::new(binary())
+    Command::new(assert_cmd::cargo::cargo_bin("sparkbox"))
         .current_dir(dir)
         .env_remove("SPARKBOX_NAME")
         .env_remove("SPARKBOX_FILE")
@@ -268,10 +264,8 @@ fn two_clusters_side_by_side_from_the_examples() {
     assert_ne!(la["master_ui"], lb["master_ui"], "ports collide: {out}");
     assert_ne!(la["jupyter"], lb["jupyter"], "ports collide: {out}");
     let status = |name: &str, dir: &Path| -> serde_json::Value {
-        let o = Command::new(binary())
-            .current_dir(dir)
-            .args(["status", "--json", "-n", name])
-            .output()
+        let o = spawn_in(dir, &["status", "--json", "-n", name])
+            .wait_with_output()
             .expect("status");
         assert!(o.status.success(), "{}", text(&o));
         serde_json::from_slice(&o.stdout).expect("status JSON")

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::labels;
 use crate::observe::Observed;
 use crate::progress::Progress;
-use crate::spec::{Names, Role, MASTER_PORT};
+use crate::spec::{Names, Role};
 
 /// Where `submit` puts the files it copies, inside the Jupyter container.
 const SUBMIT_PARENT: &str = "/tmp";
@@ -329,7 +329,7 @@ pub async fn submit(args: SubmitArgs, cluster: &str, progress: &Progress) -> Res
     ));
     engine.upload_tar(&jupyter, SUBMIT_PARENT, tar).await?;
 
-    let master_url = format!("spark://{}:{MASTER_PORT}", Names::new(cluster).master());
+    let master_url = Names::new(cluster).master_url();
     let py_names: Vec<String> = py_files.iter().map(|f| f.name.clone()).collect();
     let submit = spark_submit_command(
         &master_url,

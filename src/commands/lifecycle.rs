@@ -156,11 +156,8 @@ pub async fn start(args: StartArgs, config: &Config, progress: &Progress) -> Res
     let _lock = crate::lock::acquire(cluster, "start", crate::lock::LOCK_WAIT, progress).await?;
     let observed = existing(&engine, cluster).await?;
     let names = Names::new(cluster);
-    let timeout = args
-        .timeout
-        .or(config.file.cluster.timeout)
-        .unwrap_or(crate::config::DEFAULT_TIMEOUT);
-    let deadline = Instant::now() + Duration::from_secs(timeout.max(1));
+    let timeout = config.timeout(args.timeout);
+    let deadline = Instant::now() + Duration::from_secs(timeout);
     if let Some(master) = observed.master().filter(|m| !m.is_running()) {
         progress.phase(&format!("starting {}", master.name));
         engine.start_container(&master.name).await?;
@@ -237,10 +234,7 @@ pub async fn scale(args: ScaleArgs, config: &Config, progress: &Progress) -> Res
         .ok_or_else(missing)?;
     let image_tag = label(services::IMAGE_REF_LABEL).ok_or_else(missing)?;
     let data_dir = label(services::DATA_DIR_LABEL).map(std::path::PathBuf::from);
-    let timeout = args
-        .timeout
-        .or(config.file.cluster.timeout)
-        .unwrap_or(crate::config::DEFAULT_TIMEOUT);
+    let timeout = config.timeout(args.timeout);
     let names = Names::new(cluster);
     let spec = spec::ClusterSpec {
         name: cluster.clone(),
@@ -254,7 +248,7 @@ pub async fn scale(args: ScaleArgs, config: &Config, progress: &Progress) -> Res
         master_ui_port: spec::PortChoice::Auto(spec::DEFAULT_MASTER_UI_PORT),
         jupyter_port: spec::PortChoice::Auto(spec::DEFAULT_JUPYTER_PORT),
         app_ui_port: spec::PortChoice::Auto(spec::DEFAULT_APP_UI_PORT),
-        timeout: Duration::from_secs(timeout.max(1)),
+        timeout: Duration::from_secs(timeout),
         jupyter_token: None,
         apps: Default::default(),
         notebooks_volume: names.notebooks_volume(),

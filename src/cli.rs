@@ -41,6 +41,8 @@ pub enum Command {
     Ls(LsArgs),
     /// Stop a cluster's containers, keeping them and their volumes.
     Stop(StopArgs),
+    /// Each student's Jupyter URL with its token (a cluster made with --students).
+    Roster(RosterArgs),
     /// Check this machine for what a cluster needs, with what to do about each finding.
     Doctor(DoctorArgs),
     /// Show the logs of a cluster's containers, interleaved with prefixes.
@@ -146,9 +148,41 @@ pub struct ClusterArgs {
     #[arg(long, value_name = "PORT")]
     pub jupyter_port: Option<u16>,
 
-    /// Host port of the application (driver) UI (default 4040, or the next free one).
+    /// First host port of the application (driver) UIs: it and the next 3 are
+    /// published, one per notebook running Spark (default 4040, or the next free block).
     #[arg(long, value_name = "PORT")]
     pub app_ui_port: Option<u16>,
+
+    /// Host directory mounted at /data in every container (default: ./data next
+    /// to sparkbox.toml, or in the current directory; made when missing).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+
+    /// Run a Spark history server over the applications' event logs.
+    #[arg(long)]
+    pub history: bool,
+
+    /// Host port of the history server UI (default 18080, or the next free one).
+    #[arg(long, value_name = "PORT")]
+    pub history_port: Option<u16>,
+
+    /// A classroom: N Jupyter servers on the one cluster, each with its own
+    /// token, notebooks volume and port (`sparkbox roster` lists them).
+    #[arg(long, value_name = "N")]
+    pub students: Option<u32>,
+
+    /// Publish the ports on this address instead of 127.0.0.1 (e.g. 0.0.0.0 for a
+    /// classroom); Spark's RPC then requires a generated secret.
+    #[arg(long, value_name = "ADDRESS")]
+    pub bind: Option<String>,
+
+    /// Run a Spark Connect server, for programs on the host (Spark 4 and newer).
+    #[arg(long)]
+    pub connect: bool,
+
+    /// Host port of the Spark Connect server (default 15002, or the next free one).
+    #[arg(long, value_name = "PORT")]
+    pub connect_port: Option<u16>,
 
     /// Seconds to wait for every worker, Jupyter and the version check (default 180).
     #[arg(long, value_name = "SECONDS")]
@@ -165,6 +199,16 @@ pub struct UpArgs {
     /// Print the plan and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// On success print one JSON document (schema 1, in the README) instead of
+    /// text; progress stays on stderr.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub json: bool,
+
+    /// When `up` fails after reaching the engine, write a diagnostics bundle
+    /// (as `logs --bundle`) into DIR, then fail as usual.
+    #[arg(long, value_name = "DIR")]
+    pub bundle_on_failure: Option<PathBuf>,
 }
 
 /// `sparkbox config`.
@@ -273,6 +317,27 @@ pub struct LsArgs {
     pub json: bool,
 }
 
+/// `sparkbox roster`.
+#[derive(Debug, Args)]
+pub struct RosterArgs {
+    /// Which cluster.
+    #[command(flatten)]
+    pub name: NameArg,
+
+    /// The address students reach this machine by (default: the --bind address,
+    /// else 127.0.0.1).
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+
+    /// Write the roster as CSV to FILE ("-" for standard output).
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+
+    /// Write the roster as JSON to FILE ("-" for standard output).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
 /// `sparkbox stop`.
 #[derive(Debug, Args)]
 pub struct StopArgs {
@@ -288,6 +353,11 @@ pub struct DoctorArgs {
     /// against this machine, its ports and image looked for.
     #[command(flatten)]
     pub cluster: ClusterArgs,
+
+    /// The host Python whose Spark Connect client is checked against the
+    /// cluster (with --connect, or when the cluster runs a Connect server).
+    #[arg(long, value_name = "PYTHON", default_value = "python3")]
+    pub python: String,
 }
 
 /// `sparkbox logs`.
@@ -311,6 +381,12 @@ pub struct LogsArgs {
     /// Only lines newer than this: seconds ("90s"), minutes ("10m"), hours ("2h") ago.
     #[arg(long, value_name = "AGE")]
     pub since: Option<String>,
+
+    /// Write a diagnostics bundle into DIR instead of printing: every
+    /// container's whole log and inspect document, status.json, versions.txt,
+    /// master.json, engine.json and README.txt.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["target", "follow", "tail", "since"])]
+    pub bundle: Option<PathBuf>,
 }
 
 /// `sparkbox scale`.
@@ -358,6 +434,21 @@ pub enum ImageCommand {
         /// What image.
         #[command(flatten)]
         image: ImageArgs,
+    },
+    /// Save the image `up` uses with these settings to one file, with a SHA-256 checksum.
+    Save {
+        /// The file to write (replaced when it exists); `docker load -i FILE` reads it too.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// What image.
+        #[command(flatten)]
+        image: ImageArgs,
+    },
+    /// Check a file made by `image save` and load its image, so `up` needs no build.
+    Load {
+        /// The file `sparkbox image save` wrote.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
     },
 }
 

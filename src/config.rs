@@ -17,12 +17,13 @@ pub const DEFAULT_FILE: &str = "sparkbox.toml";
 /// Every key the file accepts, shown with each error about an unknown key or
 /// a wrong type.
 pub const ACCEPTED_KEYS: &str = "\
-[cluster] name (string), workers (integer), cores (integer), memory (string, e.g. \"1g\"), timeout (seconds)
+[cluster] name (string), workers (integer), cores (integer), memory (string, e.g. \"1g\"), timeout (seconds), history (bool), connect (bool), bind (address)
 [image]   spark_version (string), base_image (string), debian_mirror (string), ca_bundle (path), python_packages (list of strings)
-[ports]   master_ui, jupyter, app_ui (integers)
+[ports]   master_ui, jupyter, app_ui, history, connect (integers)
 [jupyter] token (string)
 [apps]    cores (integer), executor_memory (string), conf (table of \"spark.key\" = \"value\")
-[volumes] notebooks (volume name), data (host directory)";
+[volumes] notebooks (volume name), data (host directory)
+[classroom] students (integer)";
 
 /// `[cluster]`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -38,6 +39,20 @@ pub struct ClusterSection {
     pub memory: Option<String>,
     /// Seconds `up` waits for readiness.
     pub timeout: Option<u64>,
+    /// Run a history server.
+    pub history: Option<bool>,
+    /// Run a Spark Connect server.
+    pub connect: Option<bool>,
+    /// Publish ports on this address.
+    pub bind: Option<String>,
+}
+
+/// `[classroom]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClassroomSection {
+    /// One Jupyter server per student.
+    pub students: Option<u32>,
 }
 
 /// `[image]`.
@@ -66,6 +81,10 @@ pub struct PortsSection {
     pub jupyter: Option<u16>,
     /// Application (driver) UI.
     pub app_ui: Option<u16>,
+    /// History server UI.
+    pub history: Option<u16>,
+    /// Spark Connect server.
+    pub connect: Option<u16>,
 }
 
 /// `[jupyter]`.
@@ -115,6 +134,8 @@ pub struct FileConfig {
     pub apps: AppsSection,
     /// `[volumes]`.
     pub volumes: VolumesSection,
+    /// `[classroom]`.
+    pub classroom: ClassroomSection,
 }
 
 /// A loaded file (or none) and where relative paths in it start from.
@@ -314,6 +335,10 @@ pub struct PortSettings {
     pub jupyter: PortSetting,
     /// Application UI.
     pub app_ui: PortSetting,
+    /// History server UI.
+    pub history: PortSetting,
+    /// Spark Connect server.
+    pub connect: PortSetting,
 }
 
 /// Per-application defaults.
@@ -334,6 +359,15 @@ pub struct VolumeSettings {
     pub notebooks: String,
     /// Host directory mounted at /data everywhere.
     pub data: Option<PathBuf>,
+}
+
+/// Optional services.
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct ServiceSettings {
+    /// Run a history server.
+    pub history: bool,
+    /// Run a Spark Connect server.
+    pub connect: bool,
 }
 
 /// Everything `up` needs, resolved: what `sparkbox config` prints.
@@ -361,12 +395,21 @@ pub struct Settings {
     pub apps: AppSettings,
     /// Volumes.
     pub volumes: VolumeSettings,
+    /// Optional services.
+    pub services: ServiceSettings,
+    /// Address the ports are published on.
+    pub bind: String,
+    /// Jupyter servers for students (0: one Jupyter).
+    pub students: u32,
 }
 
 /// Default seconds `up` waits.
 pub const DEFAULT_TIMEOUT: u64 = 180;
 /// Default workers.
 pub const DEFAULT_WORKERS: u32 = 2;
+/// The shared data directory's default name, next to the file or in the
+/// current directory.
+pub const DEFAULT_DATA_DIR: &str = "data";
 /// Default memory per worker.
 pub const DEFAULT_MEMORY: &str = "1g";
 
@@ -435,11 +478,23 @@ impl Settings {
                 spec::DEFAULT_JUPYTER_PORT,
             ),
             app_ui: port(args.app_ui_port, f.ports.app_ui, spec::DEFAULT_APP_UI_PORT),
+            history: port(
+                args.history_port,
+                f.ports.history,
+                spec::DEFAULT_HISTORY_PORT,
+            ),
+            connect: port(
+                args.connect_port,
+                f.ports.connect,
+                spec::DEFAULT_CONNECT_PORT,
+            ),
         };
         for (key, p) in [
             ("master_ui", &ports.master_ui),
             ("jupyter", &ports.jupyter),
             ("app_ui", &ports.app_ui),
+            ("history", &ports.history),
+            ("connect", &ports.connect),
         ] {
             if p.port < 1024 {
                 return Err(Error::InvalidInput(format!(
@@ -504,7 +559,60 @@ impl Settings {
             }
             None => spec::Names::new(&name).notebooks_volume(),
         };
-        let data = f.volumes.data.as_deref().map(|p| config.relative(p));
+        // The shared data directory: --data (relative to the current
+        // directory), the file's [volumes] data (relative to the file), else
+        // ./data next to the file or in the current directory.
+        let data = match (&args.data, &f.volumes.data) {
+            (Some(d), _) => std::path::absolute(d).unwrap_or_else(|_| d.clone()),
+            (None, Some(d)) => config.relative(d),
+            (None, None) => config.base_dir().join(DEFAULT_DATA_DIR),
+        };
+        if data.exists() && !data.is_dir() {
+            return Err(Error::InvalidInput(format!(
+                "the data directory {} is a file — pass --data DIR (or set [volumes] data) to a directory",
+                data.display()
+            )));
+        }
+        let bind = args
+            .bind
+            .clone()
+            .or_else(|| f.cluster.bind.clone())
+            .unwrap_or_else(|| "127.0.0.1".to_string());
+        if bind.parse::<std::net::IpAddr>().is_err() {
+            return Err(Error::InvalidInput(format!(
+                "--bind {bind:?} is not an IP address — give one of this machine's addresses, 0.0.0.0 for all, or leave it out for 127.0.0.1"
+            )));
+        }
+        let students = args.students.or(f.classroom.students).unwrap_or(0);
+        if students > spec::MAX_STUDENTS {
+            return Err(Error::InvalidInput(format!(
+                "--students {students} is out of range — give 1 to {}",
+                spec::MAX_STUDENTS
+            )));
+        }
+        if students > 0 && jupyter_token.is_some() {
+            return Err(Error::InvalidInput(format!(
+                "{}: one fixed token would be every student's — remove it, and each student's Jupyter gets its own",
+                config.key("jupyter", "token")
+            )));
+        }
+        let services = ServiceSettings {
+            history: args.history || f.cluster.history.unwrap_or(false),
+            connect: args.connect || f.cluster.connect.unwrap_or(false),
+        };
+        if services.connect {
+            let major = image
+                .spark_version
+                .split('.')
+                .next()
+                .and_then(|m| m.parse::<u32>().ok());
+            if major.is_some_and(|m| m < 4) {
+                return Err(Error::InvalidInput(format!(
+                    "Spark Connect needs Spark 4.0 or newer, and this cluster runs Spark {} (its package has no Connect server) — drop --connect / [cluster] connect, or choose a 4.x --spark-version",
+                    image.spark_version
+                )));
+            }
+        }
         Ok(Settings {
             file: config.path.clone(),
             name,
@@ -520,7 +628,13 @@ impl Settings {
                 executor_memory_mb,
                 conf: f.apps.conf.clone(),
             },
-            volumes: VolumeSettings { notebooks, data },
+            volumes: VolumeSettings {
+                notebooks,
+                data: Some(data),
+            },
+            services,
+            bind,
+            students,
         })
     }
 
@@ -533,6 +647,9 @@ impl Settings {
                 cores: Some(self.cores),
                 memory: Some(spec::format_memory_mb(self.memory_mb)),
                 timeout: Some(self.timeout),
+                history: Some(self.services.history),
+                connect: Some(self.services.connect),
+                bind: Some(self.bind.clone()),
             },
             image: ImageSection {
                 spark_version: Some(self.image.spark_version.clone()),
@@ -545,6 +662,8 @@ impl Settings {
                 master_ui: Some(self.ports.master_ui.port),
                 jupyter: Some(self.ports.jupyter.port),
                 app_ui: Some(self.ports.app_ui.port),
+                history: Some(self.ports.history.port),
+                connect: Some(self.ports.connect.port),
             },
             jupyter: JupyterSection {
                 token: self.jupyter_token.clone(),
@@ -557,6 +676,9 @@ impl Settings {
             volumes: VolumesSection {
                 notebooks: Some(self.volumes.notebooks.clone()),
                 data: self.volumes.data.clone(),
+            },
+            classroom: ClassroomSection {
+                students: (self.students > 0).then_some(self.students),
             },
         };
         let mut text = match &self.file {

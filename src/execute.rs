@@ -141,6 +141,19 @@ pub async fn execute<E: Engine>(
         .await?;
         Ok(())
     };
+    // The optional services are drivers or readers of the drivers' logs:
+    // they start once the master listens (a driver started earlier waits
+    // for seconds before it tries the master again).
+    let master_then_workers = async {
+        master_then_workers.await?;
+        if plan.stage(Stage::Services).next().is_some()
+            && plan.stage(Stage::Workers).next().is_none()
+        {
+            wait::wait_master_listening(engine, ctx.cluster, &names.master(), deadline, progress)
+                .await?;
+        }
+        run_stage(engine, plan, Stage::Services, ctx, progress).await
+    };
     let (spark, jupyter) = tokio::join!(
         master_then_workers,
         run_stage(engine, plan, Stage::Jupyter, ctx, progress)

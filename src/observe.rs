@@ -57,9 +57,30 @@ impl Observed {
         self.with_role(Role::Master).next()
     }
 
-    /// The Jupyter container, if any.
+    /// The first Jupyter container (the only one without students), if any.
     pub fn jupyter(&self) -> Option<&ContainerState> {
-        self.with_role(Role::Jupyter).next()
+        self.jupyters().into_values().next()
+    }
+
+    /// Jupyter containers by student number (0: the one of a cluster
+    /// without students).
+    pub fn jupyters(&self) -> BTreeMap<u32, &ContainerState> {
+        self.with_role(Role::Jupyter)
+            .map(|c| {
+                let index = c
+                    .labels
+                    .get(labels::INDEX)
+                    .and_then(|i| i.parse().ok())
+                    .unwrap_or(0);
+                (index, c)
+            })
+            .collect()
+    }
+
+    /// The optional services' containers (history server, Spark Connect).
+    pub fn extras(&self) -> impl Iterator<Item = &ContainerState> {
+        self.with_role(Role::History)
+            .chain(self.with_role(Role::Connect))
     }
 
     /// Worker containers by their number.

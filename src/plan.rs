@@ -17,6 +17,8 @@ pub enum Cause {
     ScaleDown,
     /// The master it registers with is being replaced.
     MasterReplaced,
+    /// An optional service the settings no longer ask for.
+    NotWanted,
 }
 
 impl fmt::Display for Cause {
@@ -27,6 +29,7 @@ impl fmt::Display for Cause {
             Cause::Stopped => "stopped",
             Cause::ScaleDown => "scale down",
             Cause::MasterReplaced => "master replaced",
+            Cause::NotWanted => "not asked for",
         })
     }
 }
@@ -46,6 +49,8 @@ pub enum Stage {
     Workers,
     /// Jupyter.
     Jupyter,
+    /// History server and Spark Connect server, once the master listens.
+    Services,
 }
 
 /// One engine call.
@@ -112,7 +117,7 @@ impl Plan {
     pub fn touches_spark(&self) -> bool {
         self.steps
             .iter()
-            .any(|s| matches!(s.stage, Stage::Master | Stage::Workers))
+            .any(|s| matches!(s.stage, Stage::Master | Stage::Workers | Stage::Services))
     }
 }
 

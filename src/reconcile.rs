@@ -114,13 +114,54 @@ pub fn reconcile(desired: &Desired, observed: &Observed) -> Plan {
             });
         }
     }
-    converge(
-        &mut steps,
-        Stage::Jupyter,
-        &desired.jupyter,
-        observed.jupyter(),
-        None,
-    );
+    let have_jupyters = observed.jupyters();
+    let jupyter_index = |c: &ContainerSpec| -> u32 {
+        c.labels
+            .get(labels::INDEX)
+            .and_then(|i| i.parse().ok())
+            .unwrap_or(0)
+    };
+    for want in &desired.jupyters {
+        converge(
+            &mut steps,
+            Stage::Jupyter,
+            want,
+            have_jupyters.get(&jupyter_index(want)).copied(),
+            None,
+        );
+    }
+    for (n, have) in &have_jupyters {
+        if !desired.jupyters.iter().any(|w| jupyter_index(w) == *n) {
+            steps.push(Step {
+                stage: Stage::Removal,
+                action: Action::RemoveContainer(have.name.clone()),
+                cause: Cause::NotWanted,
+            });
+        }
+    }
+    // A driver of a replaced master is replaced with it (its application
+    // would be lost); the history server does not care.
+    let have_extras: Vec<&ContainerState> = observed.extras().collect();
+    for want in &desired.extras {
+        let have = have_extras.iter().find(|c| c.name == want.name).copied();
+        let is_driver = want.labels.get(labels::ROLE).map(String::as_str) == Some("connect");
+        converge(
+            &mut steps,
+            Stage::Services,
+            want,
+            have,
+            worker_cause.filter(|_| is_driver),
+        );
+    }
+    for have in have_extras {
+        if !desired.extras.iter().any(|w| w.name == have.name) {
+            steps.push(Step {
+                stage: Stage::Removal,
+                action: Action::RemoveContainer(have.name.clone()),
+                cause: Cause::NotWanted,
+            });
+        }
+    }
     steps.sort_by_key(|s| s.stage);
     Plan { steps }
 }
@@ -145,7 +186,8 @@ mod tests {
     }
 
     fn observed_from(d: &Desired) -> Observed {
-        let mut containers = vec![running(&d.master), running(&d.jupyter)];
+        let mut containers = vec![running(&d.master)];
+        containers.extend(d.jupyters.iter().map(running));
         containers.extend(d.workers.values().map(running));
         Observed {
             image_present: true,
@@ -220,6 +262,8 @@ mod tests {
         ");
     }
 
+    /// Jupyter is replaced too: its drivers' default executor memory is a
+    /// share of a worker's.
     #[test]
     fn changed_worker_config_replaces_workers_not_master() {
         let d = desired(&sample_spec(2), &sample_resolved(2));
@@ -231,8 +275,42 @@ mod tests {
         insta::assert_snapshot!(plan.to_string(), @r"
          1. remove container demo-worker-1 (config changed)
          2. remove container demo-worker-2 (config changed)
-         3. create container demo-worker-1 (config changed)
-         4. create container demo-worker-2 (config changed)
+         3. remove container demo-jupyter (config changed)
+         4. create container demo-worker-1 (config changed)
+         5. create container demo-worker-2 (config changed)
+         6. create container demo-jupyter (config changed)
+        ");
+    }
+
+    #[test]
+    fn optional_services_come_last_and_go_when_not_asked_for() {
+        let mut spec = sample_spec(1);
+        spec.history = Some(crate::spec::PortChoice::Auto(18080));
+        spec.connect = Some(crate::spec::PortChoice::Auto(15002));
+        let mut resolved = sample_resolved(1);
+        resolved.history_port = Some(18080);
+        resolved.connect_port = Some(15002);
+        let with = desired(&spec, &resolved);
+        let plan = reconcile(
+            &with,
+            &observed_from(&desired(&sample_spec(1), &sample_resolved(1))),
+        );
+        insta::assert_snapshot!(plan.to_string(), @r"
+         1. create volume demo-events (not found)
+         2. remove container demo-jupyter (config changed)
+         3. create container demo-jupyter (config changed)
+         4. create container demo-history (not found)
+         5. create container demo-connect (not found)
+        ");
+        let mut obs = observed_from(&with);
+        obs.containers.extend(with.extras.iter().map(running));
+        let without = desired(&sample_spec(1), &sample_resolved(1));
+        let plan = reconcile(&without, &obs);
+        insta::assert_snapshot!(plan.to_string(), @r"
+         1. remove container demo-jupyter (config changed)
+         2. remove container demo-history (not asked for)
+         3. remove container demo-connect (not asked for)
+         4. create container demo-jupyter (config changed)
         ");
     }
 

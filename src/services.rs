@@ -26,24 +26,60 @@ pub const WORKER_MEMORY_LABEL: &str = "io.sparkbox.worker-memory-mb";
 /// Label with the host data directory mounted at /data (so `scale` adds
 /// workers that see it too).
 pub const DATA_DIR_LABEL: &str = "io.sparkbox.data-dir";
+/// Label with the "uid:gid" the containers' `spark` user runs as.
+pub const HOST_USER_LABEL: &str = "io.sparkbox.host-user";
+/// Label with the bind address the cluster's ports are published on.
+pub const BIND_LABEL: &str = "io.sparkbox.bind";
+/// Label (on the master) with the Spark RPC authentication secret, set when
+/// ports are published beyond this machine.
+pub const SECRET_LABEL: &str = "io.sparkbox.rpc-secret";
+/// Label with a Jupyter server's notebooks volume.
+pub const NOTEBOOKS_LABEL: &str = "io.sparkbox.notebooks-volume";
+/// Label with the history server's or Spark Connect server's host port.
+pub const SERVICE_PORT_LABEL: &str = "io.sparkbox.service-port";
 /// Where notebooks live inside the Jupyter container.
 pub const NOTEBOOKS_DIR: &str = "/home/spark/notebooks";
 
-/// Values settled against the engine before planning: ports and the token.
+/// One Jupyter server's settled values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JupyterSlot {
+    /// 0 for the one Jupyter of a cluster without students, else the student.
+    pub index: u32,
+    /// Jupyter host port.
+    pub port: u16,
+    /// First of [`spec::APP_UI_PORTS`] consecutive application UI host ports
+    /// (the drivers' spark.ui.port; Spark takes the next one when it is in use).
+    pub app_ui_port: u16,
+    /// Its token.
+    pub token: String,
+    /// Its notebooks volume.
+    pub notebooks_volume: String,
+}
+
+/// Values settled against the engine before planning: ports and tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
     /// The image tag all containers run.
     pub image_tag: String,
     /// Master UI host port (also its port inside the container, so UI links work).
     pub master_ui_port: u16,
-    /// Jupyter host port.
-    pub jupyter_port: u16,
-    /// Application UI host port (the driver's spark.ui.port).
-    pub app_ui_port: u16,
+    /// The Jupyter servers, in index order (never empty).
+    pub jupyters: Vec<JupyterSlot>,
+    /// The Spark RPC secret (when ports are published beyond this machine).
+    pub secret: Option<String>,
+    /// The history server's UI host port, when it runs.
+    pub history_port: Option<u16>,
+    /// The Spark Connect server's host port, when it runs.
+    pub connect_port: Option<u16>,
     /// Worker UI host port per worker number.
     pub worker_ui_ports: BTreeMap<u32, u16>,
-    /// Jupyter's token.
-    pub token: String,
+}
+
+impl Resolved {
+    /// The first Jupyter server (the only one without students).
+    pub fn first_jupyter(&self) -> Option<&JupyterSlot> {
+        self.jupyters.first()
+    }
 }
 
 /// Everything the cluster should consist of.
@@ -61,8 +97,11 @@ pub struct Desired {
     pub master: ContainerSpec,
     /// Worker containers by number.
     pub workers: BTreeMap<u32, ContainerSpec>,
-    /// The Jupyter container.
-    pub jupyter: ContainerSpec,
+    /// The Jupyter containers (one, or one per student).
+    pub jupyters: Vec<ContainerSpec>,
+    /// Optional services (history server, Spark Connect server), started
+    /// once the master listens.
+    pub extras: Vec<ContainerSpec>,
 }
 
 /// Labels every object of `cluster` carries.
@@ -94,8 +133,21 @@ fn base_spec(spec: &ClusterSpec, resolved: &Resolved, role: Role, name: String) 
         binds.push(format!("{}:{}", dir.display(), spec::DATA_DIR));
         labels.insert(DATA_DIR_LABEL.to_string(), dir.display().to_string());
     }
+    labels.insert(BIND_LABEL.to_string(), spec.bind_address.clone());
+    // Started as root only so the entrypoint can give `spark` the host user's
+    // uid and gid; the role itself runs as `spark`.
+    // HOME as for `spark` (the engine would set root's): exec sessions — a
+    // notebook run headless, a shell — find spark's IPython profile.
+    let mut env = vec![("HOME".to_string(), "/home/spark".to_string())];
+    if let Some((uid, gid)) = spec.host_user {
+        env.push(("SPARKBOX_UID".to_string(), uid.to_string()));
+        env.push(("SPARKBOX_GID".to_string(), gid.to_string()));
+        labels.insert(HOST_USER_LABEL.to_string(), format!("{uid}:{gid}"));
+    }
     ContainerSpec {
         binds,
+        env,
+        user: Some("root".to_string()),
         name,
         image: resolved.image_tag.clone(),
         command: vec![role.as_str().to_string()],
@@ -126,23 +178,32 @@ pub fn desired(spec: &ClusterSpec, resolved: &Resolved) -> Desired {
     // container too, so links between master, worker and app UIs work from
     // the host's browser on every platform.
     let public_dns = ("SPARK_PUBLIC_DNS".to_string(), "localhost".to_string());
+    let host_user = spec
+        .host_user
+        .map(|(u, g)| format!("{u}:{g}"))
+        .unwrap_or_default();
+    let apps = effective_apps(spec);
 
     let mut master = base_spec(spec, resolved, Role::Master, names.master());
-    master.env = vec![
+    master.env.extend([
         public_dns.clone(),
         (
             "SPARKBOX_UI_PORT".into(),
             resolved.master_ui_port.to_string(),
         ),
-    ];
-    // Applications that do not ask for a core count get this many, so one
-    // notebook does not take every core of the cluster.
-    let default_cores = spec.apps.cores.map(|c| c.to_string()).unwrap_or_default();
-    if let Some(cores) = spec.apps.cores {
-        master.env.push((
+        // Applications that do not ask for a core count get this many, so
+        // one notebook does not take every core of the cluster.
+        (
             "SPARK_MASTER_OPTS".into(),
-            format!("-Dspark.deploy.defaultCores={cores}"),
-        ));
+            format!(
+                "-Dspark.deploy.defaultCores={}{}",
+                apps.cores,
+                daemon_auth_opts(resolved.secret.as_deref())
+            ),
+        ),
+    ]);
+    if let Some(secret) = &resolved.secret {
+        master.labels.insert(SECRET_LABEL.into(), secret.clone());
     }
     master.ports = vec![publish(
         spec,
@@ -162,8 +223,10 @@ pub fn desired(spec: &ClusterSpec, resolved: &Resolved) -> Desired {
         tag,
         &resolved.master_ui_port.to_string(),
         &spec.bind_address,
-        &default_cores,
+        &apps.cores.to_string(),
         &data,
+        &host_user,
+        resolved.secret.as_deref().unwrap_or_default(),
     ]);
     master
         .labels
@@ -178,6 +241,8 @@ pub fn desired(spec: &ClusterSpec, resolved: &Resolved) -> Desired {
         &master_url,
         &spec.bind_address,
         &data,
+        &host_user,
+        resolved.secret.as_deref().unwrap_or_default(),
     ]);
     let mut workers = BTreeMap::new();
     for n in 1..=spec.workers {
@@ -187,7 +252,7 @@ pub fn desired(spec: &ClusterSpec, resolved: &Resolved) -> Desired {
             .copied()
             .unwrap_or(spec::FIRST_WORKER_UI_PORT);
         let mut w = base_spec(spec, resolved, Role::Worker, names.worker(n));
-        w.env = vec![
+        w.env.extend([
             public_dns.clone(),
             ("SPARKBOX_MASTER_URL".into(), master_url.clone()),
             (
@@ -196,7 +261,15 @@ pub fn desired(spec: &ClusterSpec, resolved: &Resolved) -> Desired {
             ),
             ("SPARKBOX_WORKER_MEMORY".into(), memory.clone()),
             ("SPARKBOX_UI_PORT".into(), ui_port.to_string()),
-        ];
+        ]);
+        if resolved.secret.is_some() {
+            w.env.push((
+                "SPARK_WORKER_OPTS".into(),
+                daemon_auth_opts(resolved.secret.as_deref())
+                    .trim()
+                    .to_string(),
+            ));
+        }
         w.ports = vec![publish(spec, ui_port, ui_port)];
         // What the worker offers to executors, plus room for the worker
         // daemon, the executors' off-heap overhead and Python workers: a
@@ -215,66 +288,208 @@ pub fn desired(spec: &ClusterSpec, resolved: &Resolved) -> Desired {
         workers.insert(n, w);
     }
 
-    let mut jupyter = base_spec(spec, resolved, Role::Jupyter, names.jupyter());
-    jupyter.env = vec![
-        public_dns,
-        ("SPARKBOX_MASTER_URL".into(), master_url.clone()),
-        ("SPARKBOX_JUPYTER_TOKEN".into(), resolved.token.clone()),
-        (
-            "SPARKBOX_APP_UI_PORT".into(),
-            resolved.app_ui_port.to_string(),
-        ),
-        ("SPARKBOX_CLUSTER".into(), spec.name.clone()),
-    ];
-    let app_conf = app_defaults(spec);
-    if !app_conf.is_empty() {
+    let events_bind = format!("{}:{}", names.events_volume(), spec::EVENTS_DIR);
+    let app_conf = app_defaults(spec, resolved.secret.as_deref());
+    let mut jupyters = Vec::new();
+    let mut volumes = Vec::new();
+    for slot in &resolved.jupyters {
+        let name = if slot.index == 0 {
+            names.jupyter()
+        } else {
+            names.student_jupyter(slot.index)
+        };
+        let mut jupyter = base_spec(spec, resolved, Role::Jupyter, name);
+        jupyter.env.extend([
+            public_dns.clone(),
+            ("SPARKBOX_MASTER_URL".into(), master_url.clone()),
+            ("SPARKBOX_JUPYTER_TOKEN".into(), slot.token.clone()),
+            ("SPARKBOX_APP_UI_PORT".into(), slot.app_ui_port.to_string()),
+            ("SPARKBOX_CLUSTER".into(), spec.name.clone()),
+            ("SPARKBOX_SPARK_CONF".into(), app_conf.clone()),
+        ]);
+        jupyter.ports = vec![publish(spec, slot.port, spec::JUPYTER_CONTAINER_PORT)];
+        // Several drivers (notebooks, submits) at once: the first takes
+        // spark.ui.port, the next ones the ports after it.
+        for port in app_ui_ports(slot.app_ui_port) {
+            jupyter.ports.push(publish(spec, port, port));
+        }
         jupyter
-            .env
-            .push(("SPARKBOX_SPARK_CONF".into(), app_conf.clone()));
+            .binds
+            .push(format!("{}:{NOTEBOOKS_DIR}", slot.notebooks_volume));
+        volumes.push(slot.notebooks_volume.clone());
+        if spec.history.is_some() {
+            jupyter.binds.push(events_bind.clone());
+        }
+        // Jupyter starts beside the master; on a small machine the Spark
+        // daemons come first when both want the CPU (the weight matters only
+        // under contention, so an idle machine gives Jupyter all it asks for).
+        jupyter.cpu_shares = Some(256);
+        if slot.index > 0 {
+            jupyter
+                .labels
+                .insert(labels::INDEX.into(), slot.index.to_string());
+        }
+        jupyter
+            .labels
+            .insert(TOKEN_LABEL.into(), slot.token.clone());
+        jupyter
+            .labels
+            .insert(JUPYTER_PORT_LABEL.into(), slot.port.to_string());
+        jupyter
+            .labels
+            .insert(APP_UI_PORT_LABEL.into(), slot.app_ui_port.to_string());
+        jupyter
+            .labels
+            .insert(NOTEBOOKS_LABEL.into(), slot.notebooks_volume.clone());
+        let jupyter_hash = hash_of(&[
+            "jupyter",
+            tag,
+            &slot.port.to_string(),
+            &slot.app_ui_port.to_string(),
+            &spec::APP_UI_PORTS.to_string(),
+            &master_url,
+            &spec.bind_address,
+            &app_conf,
+            &slot.notebooks_volume,
+            &slot.token,
+            &data,
+            &host_user,
+            &spec.history.is_some().to_string(),
+        ]);
+        jupyter
+            .labels
+            .insert(labels::CONFIG_HASH.into(), jupyter_hash);
+        jupyters.push(jupyter);
     }
-    jupyter.ports = vec![
-        publish(spec, resolved.jupyter_port, spec::JUPYTER_CONTAINER_PORT),
-        publish(spec, resolved.app_ui_port, resolved.app_ui_port),
-    ];
-    jupyter
-        .binds
-        .push(format!("{}:{NOTEBOOKS_DIR}", spec.notebooks_volume));
-    // Jupyter starts beside the master; on a small machine the Spark daemons
-    // come first when both want the CPU (the weight matters only under
-    // contention, so an idle machine gives Jupyter all it asks for).
-    jupyter.cpu_shares = Some(256);
-    jupyter
-        .labels
-        .insert(TOKEN_LABEL.into(), resolved.token.clone());
-    jupyter
-        .labels
-        .insert(JUPYTER_PORT_LABEL.into(), resolved.jupyter_port.to_string());
-    jupyter
-        .labels
-        .insert(APP_UI_PORT_LABEL.into(), resolved.app_ui_port.to_string());
-    let jupyter_hash = hash_of(&[
-        "jupyter",
-        tag,
-        &resolved.jupyter_port.to_string(),
-        &resolved.app_ui_port.to_string(),
-        &master_url,
-        &spec.bind_address,
-        &app_conf,
-        &spec.notebooks_volume,
-        &data,
-    ]);
-    jupyter
-        .labels
-        .insert(labels::CONFIG_HASH.into(), jupyter_hash);
+
+    let mut extras = Vec::new();
+    if let (Some(_), Some(port)) = (spec.history, resolved.history_port) {
+        volumes.push(names.events_volume());
+        let mut h = base_spec(spec, resolved, Role::History, names.history());
+        h.env.extend([
+            public_dns.clone(),
+            ("SPARKBOX_UI_PORT".into(), port.to_string()),
+            ("SPARKBOX_EVENTS_DIR".into(), spec::EVENTS_DIR.to_string()),
+        ]);
+        h.ports = vec![publish(spec, port, port)];
+        h.binds.push(events_bind.clone());
+        h.labels.insert(SERVICE_PORT_LABEL.into(), port.to_string());
+        extras.push(h);
+    }
+    if let (Some(_), Some(port)) = (spec.connect, resolved.connect_port) {
+        let mut c = base_spec(spec, resolved, Role::Connect, names.connect());
+        let mut conf = app_conf.clone();
+        // Executors only while queries run, so an idle Connect server leaves
+        // the cores to the notebooks.
+        for line in [
+            "spark.dynamicAllocation.enabled=true",
+            "spark.dynamicAllocation.shuffleTracking.enabled=true",
+            "spark.dynamicAllocation.minExecutors=0",
+            "spark.dynamicAllocation.executorIdleTimeout=30s",
+        ] {
+            conf.push('\n');
+            conf.push_str(line);
+        }
+        c.env.extend([
+            public_dns,
+            ("SPARKBOX_MASTER_URL".into(), master_url.clone()),
+            ("SPARKBOX_CLUSTER".into(), spec.name.clone()),
+            (
+                "SPARKBOX_CONNECT_PORT".into(),
+                spec::CONNECT_CONTAINER_PORT.to_string(),
+            ),
+            ("SPARKBOX_SPARK_CONF".into(), conf),
+        ]);
+        // Spark Connect has no authentication of its own: it stays on this
+        // machine even when --bind opens the other ports.
+        c.ports = vec![PortPublish {
+            host_ip: "127.0.0.1".to_string(),
+            host_port: port,
+            container_port: spec::CONNECT_CONTAINER_PORT,
+        }];
+        if spec.history.is_some() {
+            c.binds.push(events_bind);
+        }
+        c.labels.insert(SERVICE_PORT_LABEL.into(), port.to_string());
+        extras.push(c);
+    }
+    for extra in &mut extras {
+        let hash = spec_hash(extra);
+        extra.labels.insert(labels::CONFIG_HASH.into(), hash);
+    }
 
     Desired {
         cluster: spec.name.clone(),
         image_tag: resolved.image_tag.clone(),
         network: names.network(),
-        volumes: vec![spec.notebooks_volume.clone()],
+        volumes,
         master,
         workers,
-        jupyter,
+        jupyters,
+        extras,
+    }
+}
+
+/// The daemons' system properties for Spark's RPC authentication.
+fn daemon_auth_opts(secret: Option<&str>) -> String {
+    match secret {
+        Some(s) => format!(" -Dspark.authenticate=true -Dspark.authenticate.secret={s}"),
+        None => String::new(),
+    }
+}
+
+/// The application UI ports published from `first` on.
+pub fn app_ui_ports(first: u16) -> impl Iterator<Item = u16> {
+    (0..spec::APP_UI_PORTS).filter_map(move |i| first.checked_add(i))
+}
+
+/// A hash of everything that makes a container what it is.
+fn spec_hash(c: &ContainerSpec) -> String {
+    let mut env: Vec<String> = c.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    env.sort();
+    let ports: Vec<String> = c
+        .ports
+        .iter()
+        .map(|p| format!("{}:{}:{}", p.host_ip, p.host_port, p.container_port))
+        .collect();
+    let mut parts = vec![c.image.clone(), c.command.join(" "), c.network.clone()];
+    parts.extend(env);
+    parts.extend(c.binds.iter().cloned());
+    parts.extend(ports);
+    parts.push(format!(
+        "{:?} {:?} {:?}",
+        c.memory_bytes, c.cpu_shares, c.user
+    ));
+    let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+    hash_of(&refs)
+}
+
+/// Per-application defaults in effect: `[apps]`, else a fair share — half a
+/// worker's cores (at least one) and the matching part of its memory — so a
+/// second and third notebook still get executors while the first runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EffectiveApps {
+    /// Cores an application gets unless it asks.
+    pub cores: u32,
+    /// Executor memory in MiB.
+    pub executor_memory_mb: u64,
+}
+
+/// The per-application defaults of `spec`.
+pub fn effective_apps(spec: &ClusterSpec) -> EffectiveApps {
+    let cores = spec
+        .apps
+        .cores
+        .unwrap_or_else(|| (spec.worker_cores / 2).max(1));
+    let executor_memory_mb = spec.apps.executor_memory_mb.unwrap_or_else(|| {
+        // An executor takes at most the app's cores on one worker.
+        let share = u64::from(cores.min(spec.worker_cores));
+        (spec.worker_memory_mb * share / u64::from(spec.worker_cores.max(1)))
+            .clamp(512.min(spec.worker_memory_mb), spec.worker_memory_mb)
+    });
+    EffectiveApps {
+        cores,
+        executor_memory_mb,
     }
 }
 
@@ -288,18 +503,25 @@ pub fn worker_memory_limit_mb(worker_memory_mb: u64) -> u64 {
     worker_memory_mb + WORKER_OVERHEAD_MB
 }
 
-/// The drivers' spark-defaults from `[apps]`, one "key=value" a line (the
-/// image's entrypoint appends them to spark-defaults.conf).
-pub fn app_defaults(spec: &ClusterSpec) -> String {
-    let mut lines = Vec::new();
-    if let Some(cores) = spec.apps.cores {
-        lines.push(format!("spark.cores.max={cores}"));
-    }
-    if let Some(mb) = spec.apps.executor_memory_mb {
-        lines.push(format!(
+/// The drivers' spark-defaults, one "key=value" a line (the image's
+/// entrypoint appends them to spark-defaults.conf): the per-application
+/// defaults, event logging when a history server runs, then `[apps] conf`.
+pub fn app_defaults(spec: &ClusterSpec, secret: Option<&str>) -> String {
+    let apps = effective_apps(spec);
+    let mut lines = vec![
+        format!("spark.cores.max={}", apps.cores),
+        format!(
             "spark.executor.memory={}",
-            spec::format_memory_mb(mb)
-        ));
+            spec::format_memory_mb(apps.executor_memory_mb)
+        ),
+    ];
+    if let Some(secret) = secret {
+        lines.push("spark.authenticate=true".to_string());
+        lines.push(format!("spark.authenticate.secret={secret}"));
+    }
+    if spec.history.is_some() {
+        lines.push("spark.eventLog.enabled=true".to_string());
+        lines.push(format!("spark.eventLog.dir=file:{}", spec::EVENTS_DIR));
     }
     for (k, v) in &spec.apps.conf {
         lines.push(format!("{k}={}", v.replace('\n', " ")));
@@ -356,6 +578,10 @@ pub(crate) mod tests {
             apps: Default::default(),
             notebooks_volume: "demo-notebooks".into(),
             data_dir: None,
+            host_user: None,
+            history: None,
+            connect: None,
+            students: 0,
         }
     }
 
@@ -363,10 +589,17 @@ pub(crate) mod tests {
         Resolved {
             image_tag: "sparkbox/jupyter-spark:test".into(),
             master_ui_port: 8080,
-            jupyter_port: 8888,
-            app_ui_port: 4040,
+            jupyters: vec![JupyterSlot {
+                index: 0,
+                port: 8888,
+                app_ui_port: 4040,
+                token: "t0k".into(),
+                notebooks_volume: "demo-notebooks".into(),
+            }],
+            secret: None,
+            history_port: None,
+            connect_port: None,
             worker_ui_ports: (1..=workers).map(|n| (n, 8080 + n as u16)).collect(),
-            token: "t0k".into(),
         }
     }
 
@@ -393,12 +626,12 @@ pub(crate) mod tests {
             Some("2")
         );
         assert_eq!(
-            d.jupyter.labels.get(TOKEN_LABEL).map(String::as_str),
+            d.jupyters[0].labels.get(TOKEN_LABEL).map(String::as_str),
             Some("t0k")
         );
-        assert!(d.jupyter.ports.iter().all(|p| p.host_ip == "127.0.0.1"));
+        assert!(d.jupyters[0].ports.iter().all(|p| p.host_ip == "127.0.0.1"));
         assert_eq!(
-            d.jupyter.binds,
+            d.jupyters[0].binds,
             vec![format!("demo-notebooks:{NOTEBOOKS_DIR}")]
         );
         assert_eq!(d.network, "demo-net");
@@ -423,26 +656,174 @@ pub(crate) mod tests {
             .insert("spark.sql.shuffle.partitions".into(), "8".into());
         let d = desired(&spec, &sample_resolved(2));
         let bind = "/home/me/proj/data:/data".to_string();
-        for c in [&d.master, &d.jupyter, &d.workers[&1], &d.workers[&2]] {
+        for c in [&d.master, &d.jupyters[0], &d.workers[&1], &d.workers[&2]] {
             assert!(c.binds.contains(&bind), "{} lacks the data mount", c.name);
         }
         assert!(d.master.env.contains(&(
             "SPARK_MASTER_OPTS".into(),
             "-Dspark.deploy.defaultCores=1".into()
         )));
-        assert!(d.jupyter.env.contains(&(
+        assert!(d.jupyters[0].env.contains(&(
             "SPARKBOX_SPARK_CONF".into(),
             "spark.cores.max=1\nspark.executor.memory=512m\nspark.sql.shuffle.partitions=8".into()
         )));
+        // Every container starts as root only to take the host user's uid.
+        let mut owned = spec.clone();
+        owned.host_user = Some((4242, 4243));
+        let d = desired(&owned, &sample_resolved(2));
+        for c in [&d.master, &d.jupyters[0], &d.workers[&1]] {
+            assert_eq!(c.user.as_deref(), Some("root"));
+            assert!(c.env.contains(&("SPARKBOX_UID".into(), "4242".into())));
+            assert!(c.env.contains(&("SPARKBOX_GID".into(), "4243".into())));
+        }
         // Changing app defaults recreates master and Jupyter, never the workers.
         let plain = desired(&sample_spec(2), &sample_resolved(2));
         let hash = |c: &ContainerSpec| c.labels.get(labels::CONFIG_HASH).cloned();
         let mut no_data = spec.clone();
         no_data.data_dir = None;
+        no_data.apps.cores = Some(2);
         let apps_only = desired(&no_data, &sample_resolved(2));
         assert_eq!(hash(&plain.workers[&1]), hash(&apps_only.workers[&1]));
         assert_ne!(hash(&plain.master), hash(&apps_only.master));
-        assert_ne!(hash(&plain.jupyter), hash(&apps_only.jupyter));
+        assert_ne!(hash(&plain.jupyters[0]), hash(&apps_only.jupyters[0]));
+    }
+
+    #[test]
+    fn without_apps_each_application_gets_a_fair_share() {
+        let mut spec = sample_spec(3);
+        assert_eq!(
+            effective_apps(&spec),
+            EffectiveApps {
+                cores: 1,
+                executor_memory_mb: 1024
+            }
+        );
+        spec.worker_cores = 4;
+        spec.worker_memory_mb = 4096;
+        // Half a worker: two applications share each worker.
+        assert_eq!(
+            effective_apps(&spec),
+            EffectiveApps {
+                cores: 2,
+                executor_memory_mb: 2048
+            }
+        );
+        let d = desired(&spec, &sample_resolved(3));
+        assert!(d.master.env.contains(&(
+            "SPARK_MASTER_OPTS".into(),
+            "-Dspark.deploy.defaultCores=2".into()
+        )));
+        assert!(d.jupyters[0].env.contains(&(
+            "SPARKBOX_SPARK_CONF".into(),
+            "spark.cores.max=2\nspark.executor.memory=2g".into()
+        )));
+        // Four consecutive app UI ports, each published as itself.
+        let published: Vec<(u16, u16)> = d.jupyters[0]
+            .ports
+            .iter()
+            .map(|p| (p.host_port, p.container_port))
+            .collect();
+        assert_eq!(
+            published,
+            vec![
+                (8888, 8888),
+                (4040, 4040),
+                (4041, 4041),
+                (4042, 4042),
+                (4043, 4043)
+            ]
+        );
+    }
+
+    #[test]
+    fn history_and_connect_are_extra_containers_sharing_the_event_logs() {
+        let mut spec = sample_spec(2);
+        spec.history = Some(PortChoice::Auto(18080));
+        spec.connect = Some(PortChoice::Auto(15002));
+        let mut resolved = sample_resolved(2);
+        resolved.history_port = Some(18080);
+        resolved.connect_port = Some(15003);
+        let d = desired(&spec, &resolved);
+        let names: Vec<&str> = d.extras.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["demo-history", "demo-connect"]);
+        assert_eq!(d.volumes, ["demo-notebooks", "demo-events"]);
+        let events = "demo-events:/events".to_string();
+        for c in [&d.jupyters[0], &d.extras[0], &d.extras[1]] {
+            assert!(c.binds.contains(&events), "{} lacks the event logs", c.name);
+        }
+        let conf = |c: &ContainerSpec| {
+            c.env
+                .iter()
+                .find(|(k, _)| k == "SPARKBOX_SPARK_CONF")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        assert!(conf(&d.jupyters[0]).contains("spark.eventLog.dir=file:/events"));
+        assert!(conf(&d.extras[1]).contains("spark.dynamicAllocation.enabled=true"));
+        assert_eq!(d.extras[1].ports[0].host_port, 15003);
+        assert_eq!(d.extras[1].ports[0].container_port, 15002);
+        // Turning Connect on does not touch the master or the workers.
+        let plain = desired(&sample_spec(2), &sample_resolved(2));
+        let hash = |c: &ContainerSpec| c.labels.get(labels::CONFIG_HASH).cloned();
+        assert_eq!(hash(&plain.master), hash(&d.master));
+        assert_eq!(hash(&plain.workers[&1]), hash(&d.workers[&1]));
+        assert!(hash(&d.extras[0]).is_some());
+    }
+
+    #[test]
+    fn students_get_their_own_jupyter_volume_token_and_ports() {
+        let mut spec = sample_spec(2);
+        spec.students = 3;
+        let mut resolved = sample_resolved(2);
+        resolved.jupyters = (1..=3)
+            .map(|i| JupyterSlot {
+                index: i,
+                port: 8887 + i as u16,
+                app_ui_port: 4040 + 4 * (i as u16 - 1),
+                token: format!("token-{i}"),
+                notebooks_volume: format!("demo-notebooks-{i}"),
+            })
+            .collect();
+        resolved.secret = Some("s3cret".into());
+        let d = desired(&spec, &resolved);
+        let names: Vec<&str> = d.jupyters.iter().map(|j| j.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["demo-jupyter-1", "demo-jupyter-2", "demo-jupyter-3"]
+        );
+        assert_eq!(
+            d.volumes,
+            ["demo-notebooks-1", "demo-notebooks-2", "demo-notebooks-3"]
+        );
+        for (i, j) in d.jupyters.iter().enumerate() {
+            let n = (i + 1).to_string();
+            assert_eq!(j.labels.get(labels::INDEX), Some(&n));
+            assert!(j
+                .env
+                .contains(&("SPARKBOX_JUPYTER_TOKEN".into(), format!("token-{n}"))));
+            // Every driver authenticates to the master with the secret.
+            let conf = j
+                .env
+                .iter()
+                .find(|(k, _)| k == "SPARKBOX_SPARK_CONF")
+                .map(|(_, v)| v.as_str())
+                .unwrap_or_default();
+            assert!(conf.contains("spark.authenticate=true"), "{conf}");
+            assert!(conf.contains("spark.authenticate.secret=s3cret"), "{conf}");
+        }
+        let opts = |c: &ContainerSpec, key: &str| {
+            c.env
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        assert!(opts(&d.master, "SPARK_MASTER_OPTS").contains("-Dspark.authenticate.secret=s3cret"));
+        assert!(opts(&d.workers[&1], "SPARK_WORKER_OPTS").contains("-Dspark.authenticate=true"));
+        assert_eq!(
+            d.master.labels.get(SECRET_LABEL).map(String::as_str),
+            Some("s3cret")
+        );
     }
 
     #[test]

@@ -21,6 +21,17 @@ pub const MASTER_PORT: u16 = 7077;
 pub const JUPYTER_CONTAINER_PORT: u16 = 8888;
 /// Most workers one cluster may have.
 pub const MAX_WORKERS: u32 = 64;
+/// How many consecutive application UI ports the Jupyter container
+/// publishes: one per notebook (or submit) running Spark at the same time.
+pub const APP_UI_PORTS: u16 = 4;
+/// Default host port of the history server's UI.
+pub const DEFAULT_HISTORY_PORT: u16 = 18080;
+/// Default host port of the Spark Connect server.
+pub const DEFAULT_CONNECT_PORT: u16 = 15002;
+/// The Spark Connect server's port inside its container.
+pub const CONNECT_CONTAINER_PORT: u16 = 15002;
+/// Where the drivers write event logs and the history server reads them.
+pub const EVENTS_DIR: &str = "/events";
 
 /// A container's part in the cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -32,6 +43,10 @@ pub enum Role {
     Worker,
     /// JupyterLab, the driver.
     Jupyter,
+    /// The Spark history server.
+    History,
+    /// The Spark Connect server.
+    Connect,
 }
 
 impl Role {
@@ -41,6 +56,8 @@ impl Role {
             Role::Master => "master",
             Role::Worker => "worker",
             Role::Jupyter => "jupyter",
+            Role::History => "history",
+            Role::Connect => "connect",
         }
     }
 
@@ -50,6 +67,8 @@ impl Role {
             "master" => Some(Role::Master),
             "worker" => Some(Role::Worker),
             "jupyter" => Some(Role::Jupyter),
+            "history" => Some(Role::History),
+            "connect" => Some(Role::Connect),
             _ => None,
         }
     }
@@ -104,6 +123,27 @@ pub struct ClusterSpec {
     pub notebooks_volume: String,
     /// Host directory mounted at /data in every container.
     pub data_dir: Option<std::path::PathBuf>,
+    /// The uid and gid the containers' `spark` user takes (the data
+    /// directory's owner), so files written to bind mounts are the host user's.
+    pub host_user: Option<(u32, u32)>,
+    /// Run a history server (its UI port) over the drivers' event logs.
+    pub history: Option<PortChoice>,
+    /// Run a Spark Connect server (its host port).
+    pub connect: Option<PortChoice>,
+    /// Jupyter servers for a classroom, one per student (0: one Jupyter,
+    /// named `<cluster>-jupyter`).
+    pub students: u32,
+}
+
+/// Most students one cluster may serve.
+pub const MAX_STUDENTS: u32 = 64;
+
+/// True for an address only this machine can reach.
+pub fn is_loopback(address: &str) -> bool {
+    address
+        .parse::<std::net::IpAddr>()
+        .map(|a| a.is_loopback())
+        .unwrap_or(false)
 }
 
 /// The path the data directory has inside every container.
@@ -213,6 +253,26 @@ impl Names {
         format!("{}-jupyter", self.cluster)
     }
 
+    /// "<cluster>-jupyter-<n>": student n's Jupyter server.
+    pub fn student_jupyter(&self, n: u32) -> String {
+        format!("{}-jupyter-{n}", self.cluster)
+    }
+
+    /// "<cluster>-history".
+    pub fn history(&self) -> String {
+        format!("{}-history", self.cluster)
+    }
+
+    /// "<cluster>-connect".
+    pub fn connect(&self) -> String {
+        format!("{}-connect", self.cluster)
+    }
+
+    /// "<cluster>-events": the drivers' event logs, read by the history server.
+    pub fn events_volume(&self) -> String {
+        format!("{}-events", self.cluster)
+    }
+
     /// "<cluster>-net".
     pub fn network(&self) -> String {
         format!("{}-net", self.cluster)
@@ -241,6 +301,9 @@ mod tests {
         assert_eq!(n.jupyter(), "team-a-jupyter");
         assert_eq!(n.network(), "team-a-net");
         assert_eq!(n.notebooks_volume(), "team-a-notebooks");
+        assert_eq!(n.events_volume(), "team-a-events");
+        assert_eq!(n.history(), "team-a-history");
+        assert_eq!(n.connect(), "team-a-connect");
         assert_eq!(n.master_url(), "spark://team-a-master:7077");
     }
 

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{ContainerState, Engine};
@@ -109,6 +110,14 @@ pub async fn jupyter_ready<E: Engine>(engine: &E, jupyter: &str) -> Result<bool>
     Ok(out.exit_code == 0)
 }
 
+/// True when an optional service (history, connect) answers on its port.
+pub async fn service_ready<E: Engine>(engine: &E, container: &str, role: &str) -> Result<bool> {
+    let out = engine
+        .exec(container, &["/opt/sparkbox/bin/healthcheck", role])
+        .await?;
+    Ok(out.exit_code == 0)
+}
+
 /// Fails when an expected container is missing, stopped or unhealthy, with its last log lines.
 pub async fn check_alive<E: Engine>(engine: &E, cluster: &str, expected: &[String]) -> Result<()> {
     let containers = engine.containers(&[(labels::CLUSTER, cluster)]).await?;
@@ -187,33 +196,67 @@ pub fn alive_among(state: &MasterJson, wanted: &[String]) -> usize {
         .count()
 }
 
+/// What readiness waits for besides the master.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadyTargets<'a> {
+    /// Workers 1..=workers must be ALIVE at the master.
+    pub workers: u32,
+    /// Jupyter containers that must answer with their tokens.
+    pub jupyters: &'a [String],
+    /// Optional services, (container, role), that must answer.
+    pub extras: &'a [(String, String)],
+}
+
 /// Waits until every wanted worker is ALIVE at the master and Jupyter answers.
 pub async fn wait_ready<E: Engine>(
     engine: &E,
     cluster: &str,
     names: &crate::spec::Names,
-    workers: u32,
+    targets: ReadyTargets<'_>,
     deadline: Instant,
     progress: &Progress,
 ) -> Result<MasterJson> {
+    let ReadyTargets {
+        workers,
+        jupyters,
+        extras,
+    } = targets;
     let master = names.master();
-    let jupyter = names.jupyter();
     let wanted: Vec<String> = (1..=workers).map(|n| names.worker(n)).collect();
     let wanted_arg = wanted.join(",");
     let probe_command = [PROBE, "wait-workers", wanted_arg.as_str(), WAIT_SLICE_S];
-    let mut expected = vec![master.clone(), jupyter.clone()];
+    let mut expected = vec![master.clone()];
+    expected.extend(jupyters.iter().cloned());
     expected.extend(wanted.iter().cloned());
+    expected.extend(extras.iter().map(|(name, _)| name.clone()));
     let mut jupyter_ok = false;
+    let mut extras_ok = vec![false; extras.len()];
     let mut last_alive = usize::MAX;
     loop {
-        let (alive_check, probe, jupyter_now) = tokio::join!(
+        let (alive_check, probe, jupyter_now, extras_now) = tokio::join!(
             check_alive(engine, cluster, &expected),
             // One exec polls the master every 0.1 s for up to 2 s.
             engine.exec(&master, &probe_command),
-            async { jupyter_ok || jupyter_ready(engine, &jupyter).await.unwrap_or(false) }
+            async {
+                if jupyter_ok {
+                    return true;
+                }
+                let ready = join_all(jupyters.iter().map(|j| jupyter_ready(engine, j))).await;
+                ready.into_iter().all(|r| r.unwrap_or(false))
+            },
+            join_all(
+                extras
+                    .iter()
+                    .zip(&extras_ok)
+                    .map(|((name, role), ok)| async move {
+                        *ok || service_ready(engine, name, role).await.unwrap_or(false)
+                    })
+            )
         );
         alive_check?;
         jupyter_ok = jupyter_now;
+        extras_ok = extras_now;
+        let services_ok = extras_ok.iter().all(|ok| *ok);
         let state: Option<MasterJson> = probe
             .ok()
             .and_then(|out| serde_json::from_str(out.stdout.trim()).ok());
@@ -226,7 +269,7 @@ pub async fn wait_ready<E: Engine>(
             last_alive = alive;
         }
         if let Some(state) = state {
-            if alive == wanted.len() && jupyter_ok {
+            if alive == wanted.len() && jupyter_ok && services_ok {
                 return Ok(state);
             }
         }
@@ -237,6 +280,11 @@ pub async fn wait_ready<E: Engine>(
             }
             if !jupyter_ok {
                 why.push("Jupyter did not answer".to_string());
+            }
+            for ((name, _), ok) in extras.iter().zip(&extras_ok) {
+                if !ok {
+                    why.push(format!("{name} did not answer"));
+                }
             }
             let mut logs = String::new();
             for name in expected.iter().skip(1) {
@@ -249,7 +297,7 @@ pub async fn wait_ready<E: Engine>(
                 why.join("; ")
             )));
         }
-        if !jupyter_ok {
+        if !jupyter_ok || !services_ok {
             tokio::time::sleep(POLL).await;
         }
     }

@@ -79,6 +79,18 @@ fn bad_cluster_values_are_refused_before_any_engine_call() {
             vec!["up", "--python-package", "x; rm -rf /"],
             "is not a plain requirement",
         ),
+        (
+            vec!["up", "--connect", "--spark-version", "3.5"],
+            "Spark Connect needs Spark 4.0 or newer",
+        ),
+        (
+            vec!["up", "--bind", "everywhere"],
+            "--bind \"everywhere\" is not an IP address",
+        ),
+        (
+            vec!["up", "--students", "65"],
+            "--students 65 is out of range",
+        ),
     ] {
         sparkbox()
             .args(&args)

@@ -4,13 +4,14 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::Path;
 use std::time::Duration;
 
 use common::{
-    block_on, cluster_name, container_ids, docker, ensure_default_image, exec_as, run, sparkbox,
-    ClusterGuard,
+    block_on, cluster_name, container_ids, docker, ensure_default_image, exec_as, http_get, run,
+    sparkbox, ClusterGuard,
 };
 use sparkbox::engine::Engine;
 use sparkbox::labels;
@@ -25,23 +26,6 @@ total = spark.range(1000).selectExpr("sum(id) AS s").collect()[0]["s"]
 print(json.dumps({"hosts": sorted(hosts), "sum": total, "app": sc.applicationId}))
 spark.stop()
 "#;
-
-/// GET a path from 127.0.0.1:port; returns the status line and body.
-fn http_get(port: u16, path: &str, token: Option<&str>) -> String {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    let auth = token
-        .map(|t| format!("Authorization: token {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n{auth}\r\n"
-    )
-    .expect("write");
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok();
-    text
-}
 
 fn status_json(name: &str) -> (i32, serde_json::Value) {
     let (code, out, err) = run(sparkbox().args(["status", "--json", "-n", name]));
@@ -61,8 +45,156 @@ fn assert_notebook_kept(jupyter: &str) {
     assert!(out.contains("cells"), "{out}");
 }
 
-fn up(name: &str, workers: &str) -> (i32, String, String) {
-    run(sparkbox().args(["up", "-n", name, "--workers", workers, "--timeout", "240"]))
+/// `up` in `dir` (whose ./data is the cluster's default data directory).
+fn up(dir: &Path, name: &str, workers: &str) -> (i32, String, String) {
+    run(sparkbox().current_dir(dir).args([
+        "up",
+        "-n",
+        name,
+        "--workers",
+        workers,
+        "--timeout",
+        "240",
+    ]))
+}
+
+/// The host user the data directory belongs to in the lifecycle test: not
+/// this process's user, so a file written as anyone else is caught.
+const DATA_OWNER: u32 = 4242;
+
+const WRITE_JOB: &str = r#"
+from pyspark.sql import SparkSession
+spark = SparkSession.builder.appName("sbx-write").getOrCreate()
+spark.range(100).repartition(2).write.mode("overwrite").csv("/data/owned")
+spark.stop()
+"#;
+
+/// A notebook that holds its executors for a while.
+const HOLD_NOTEBOOK: &str = r#"{"cells": [{"cell_type": "code", "execution_count": null, "id": "hold", "metadata": {}, "outputs": [],
+ "source": ["import time\n", "print('total', sc.parallelize(range(2), 2).map(lambda x: time.sleep(25) or x).sum())"]}],
+ "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+ "nbformat": 4, "nbformat_minor": 5}"#;
+
+/// Two notebooks started together both get executors at once (the default
+/// per-application share), and each one's application UI answers on the host.
+fn check_two_notebooks_at_once(name: &str, master: &str, jupyter: &str) {
+    for n in 1..=2 {
+        let path = format!("/home/spark/notebooks/hold-{n}.ipynb");
+        let (code, _, err) = exec_as(
+            jupyter,
+            "spark",
+            &[
+                "python",
+                "-c",
+                "import sys; open(sys.argv[1], 'w').write(sys.argv[2])",
+                &path,
+                HOLD_NOTEBOOK,
+            ],
+        );
+        assert_eq!(code, 0, "{err}");
+    }
+    let spawn = |n: u32| {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("sparkbox"))
+            .args(["exec", "-T", "-n", name, "jupyter", "--"])
+            .args([
+                "jupyter",
+                "nbconvert",
+                "--to",
+                "notebook",
+                "--execute",
+                "--stdout",
+            ])
+            .arg(format!("/home/spark/notebooks/hold-{n}.ipynb"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("nbconvert starts")
+    };
+    let (one, two) = (spawn(1), spawn(2));
+    let started = std::time::Instant::now();
+    let mut both = None;
+    while both.is_none() && started.elapsed() < Duration::from_secs(150) {
+        let (_, out, _) = exec_as(master, "spark", &["/opt/sparkbox/bin/probe", "master"]);
+        let state: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_default();
+        let granted: Vec<String> = state["activeapps"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|a| a["cores"].as_i64().unwrap_or(0) >= 1 && a["state"] == "RUNNING")
+            .map(|a| a["name"].as_str().unwrap_or_default().to_string())
+            .collect();
+        if granted.len() >= 2 {
+            both = Some(granted);
+        } else {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    let granted =
+        both.unwrap_or_else(|| panic!("two notebooks never had executors at the same time"));
+    assert!(
+        granted.iter().all(|n| n.starts_with(&format!("{name}: "))),
+        "apps are named after the cluster: {granted:?}"
+    );
+    // While both run, both drivers' UIs answer on the published app UI ports.
+    let (_, status) = status_json(name);
+    let app_uis: Vec<u16> = status["urls"]["app_uis"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|u| u.as_str()?.rsplit(':').next()?.parse().ok())
+        .collect();
+    assert_eq!(app_uis.len(), 4, "{status}");
+    for port in &app_uis[..2] {
+        // A busy 2-core machine may take a while to render the page.
+        let mut reply = String::new();
+        for _ in 0..6 {
+            reply = http_get(*port, "/jobs/", None);
+            if reply.starts_with("HTTP/1.1 200") {
+                break;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        assert!(
+            reply.starts_with("HTTP/1.1 200"),
+            "app UI on {port}: {reply}"
+        );
+    }
+    for child in [one, two] {
+        let out = child.wait_with_output().expect("nbconvert ends");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("total 1"),
+            "{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Files Spark writes to the data directory (executors on the workers, the
+/// driver in Jupyter) belong to the directory's owner on the host.
+fn check_data_ownership(jupyter: &str, data: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let (code, out, err) = exec_as(jupyter, "spark", &["python", "-c", WRITE_JOB]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let written: Vec<_> = std::fs::read_dir(data.join("owned"))
+        .expect("the job wrote /data/owned")
+        .filter_map(|e| e.ok())
+        .collect();
+    assert!(
+        written
+            .iter()
+            .any(|e| e.file_name().to_string_lossy().starts_with("part-")),
+        "no part files"
+    );
+    for entry in written.iter().map(|e| e.path()).chain([data.join("owned")]) {
+        let meta = std::fs::metadata(&entry).expect("metadata");
+        assert_eq!(
+            (meta.uid(), meta.gid()),
+            (DATA_OWNER, DATA_OWNER),
+            "{} is not the host user's",
+            entry.display()
+        );
+    }
 }
 
 #[test]
@@ -73,6 +205,12 @@ fn cluster_lifecycle() {
     ensure_default_image();
     let name = cluster_name("life");
     let _guard = ClusterGuard::new(&name);
+    // The working directory: `up` makes no sparkbox.toml's ./data here, and
+    // it belongs to another user than the test's.
+    let work = tempfile::tempdir().expect("tempdir");
+    let data = work.path().join("data");
+    std::fs::create_dir(&data).expect("data dir");
+    std::os::unix::fs::chown(&data, Some(DATA_OWNER), Some(DATA_OWNER)).expect("chown data");
     let jupyter = format!("{name}-jupyter");
     let master = format!("{name}-master");
 
@@ -92,7 +230,7 @@ fn cluster_lifecycle() {
 
     // A taken default port (Jupyter's 8888) is replaced by a free one and reported.
     let holder = TcpListener::bind(("127.0.0.1", 8888)).ok();
-    let (code, out, err) = up(&name, "2");
+    let (code, out, err) = up(work.path(), &name, "2");
     assert_eq!(code, 0, "up failed:\n{out}\n{err}");
     assert!(out.contains(&format!("cluster {name} is ready")), "{out}");
     assert!(err.contains("port 8888 is taken"), "{err}");
@@ -145,6 +283,11 @@ fn cluster_lifecycle() {
     let (_, master_json, _) = exec_as(&master, "spark", &["/opt/sparkbox/bin/probe", "master"]);
     assert!(master_json.contains("sbx-test-job"), "{master_json}");
 
+    // The default data directory is ./data, and what Spark writes there is
+    // the host user's; two notebooks share the cluster by default.
+    check_data_ownership(&jupyter, &data);
+    check_two_notebooks_at_once(&name, &master, &jupyter);
+
     // `exec`, `shell` and `submit` on the running cluster (2 workers).
     check_exec(&name);
     check_shell(&name);
@@ -152,7 +295,7 @@ fn cluster_lifecycle() {
 
     // Scaling up adds one worker and leaves every other container alone.
     let before = container_ids(&name);
-    let (code, out, err) = up(&name, "3");
+    let (code, out, err) = up(work.path(), &name, "3");
     assert_eq!(code, 0, "{out}\n{err}");
     let after = container_ids(&name);
     for (container, id) in &before {
@@ -171,7 +314,7 @@ fn cluster_lifecycle() {
     .expect("kill");
     let (code, status) = status_json(&name);
     assert_ne!(code, 0, "status says ready with a dead worker: {status}");
-    let (code, out, err) = up(&name, "3");
+    let (code, out, err) = up(work.path(), &name, "3");
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(
         err.contains(&format!("start container {victim} (stopped)")),
@@ -183,13 +326,13 @@ fn cluster_lifecycle() {
 
     // On a healthy cluster `up` changes nothing and says so.
     let ids = container_ids(&name);
-    let (code, out, err) = up(&name, "3");
+    let (code, out, err) = up(work.path(), &name, "3");
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("is up to date, nothing changed"), "{out}");
     assert_eq!(container_ids(&name), ids);
 
     // Scaling down removes the highest-numbered worker and nothing else.
-    let (code, out, err) = up(&name, "2");
+    let (code, out, err) = up(work.path(), &name, "2");
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(
         err.contains(&format!("remove container {name}-worker-3 (scale down)")),
@@ -239,14 +382,20 @@ fn cluster_lifecycle() {
             .spawn()
             .expect("logs -f starts"),
     );
-    // Drained all along: the workers' logs may be more than a pipe holds.
-    let follower_out = follower.0.stdout.take().map(|mut stdout| {
+    // Drained all along (the workers' logs may be more than a pipe holds),
+    // line by line, so the check below can wait for the new worker's lines.
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
+    if let Some(stdout) = follower.0.stdout.take() {
         std::thread::spawn(move || {
-            let mut text = String::new();
-            stdout.read_to_string(&mut text).ok();
-            text
-        })
-    });
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+    }
 
     // `scale` adds a worker copied from the others and touches nothing else.
     let before = container_ids(&name);
@@ -260,15 +409,23 @@ fn cluster_lifecycle() {
     assert!(after.contains_key(&format!("{name}-worker-3")));
     let (_, status) = status_json(&name);
     assert_eq!(status["workers"]["alive"], 3, "{status}");
-    std::thread::sleep(Duration::from_secs(3));
+    // `logs -f` rescans every 2 s; on a loaded 2-core machine give it time.
+    let wanted = format!("{name}-worker-3 ");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut followed = Vec::new();
+    while !followed.iter().any(|l: &String| l.starts_with(&wanted)) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match lines_rx.recv_timeout(left) {
+            Ok(line) => followed.push(line),
+            Err(_) => break,
+        }
+    }
     follower.0.kill().ok();
     follower.0.wait().ok();
-    let followed = follower_out
-        .and_then(|reader| reader.join().ok())
-        .unwrap_or_default();
     assert!(
-        followed.contains(&format!("{name}-worker-3 ")),
-        "logs -f missed the new worker:\n{followed}"
+        followed.iter().any(|l| l.starts_with(&wanted)),
+        "logs -f missed the new worker:\n{}",
+        followed.join("\n")
     );
 
     // Notebooks survive down/up: the volume stays unless --volumes.
@@ -288,7 +445,7 @@ fn cluster_lifecycle() {
     assert!(container_ids(&name).is_empty(), "down left containers");
     let volumes = block_on(engine.volumes(&[(labels::CLUSTER, name.as_str())])).expect("volumes");
     assert_eq!(volumes, vec![format!("{name}-notebooks")]);
-    let (code, out, err) = up(&name, "1");
+    let (code, out, err) = up(work.path(), &name, "1");
     assert_eq!(code, 0, "{out}\n{err}");
     assert_notebook_kept(&jupyter);
 
@@ -334,7 +491,7 @@ fn cluster_lifecycle() {
         err.contains("py4j") && err.contains("0.10.9.1 (!)") && err.contains(&jupyter),
         "{err}"
     );
-    let (code, _, err) = up(&name, "1");
+    let (code, _, err) = up(work.path(), &name, "1");
     assert_eq!(code, 8, "{err}");
     assert!(err.contains("version parity failed"), "{err}");
 

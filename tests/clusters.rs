@@ -1,7 +1,9 @@
 //! Real-Docker test of several named clusters side by side, made from the
 //! compose examples: two `up`s racing on one cluster (the lock), the
-//! examples' shared data directory and per-application defaults, an `up`
-//! interrupted with Ctrl-C that the next `up` finishes, and `ls` over both.
+//! examples' shared data directory and per-application defaults, the example
+//! notebooks, the history server and a Spark Connect client on the host, an
+//! extra Python package under version parity, an `up` interrupted with Ctrl-C
+//! that the next `up` finishes, and `ls` over both.
 
 mod common;
 
@@ -9,7 +11,9 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{cluster_name, container_ids, docker, ensure_default_image, exec_as, run, sparkbox};
+use common::{
+    cluster_name, container_ids, docker, ensure_default_image, exec_as, http_get, run, sparkbox,
+};
 
 /// Copies compose-examples/NAME/sparkbox.toml into a fresh directory, so its
 /// relative data directory is made there and not in the repository.
@@ -62,6 +66,39 @@ print(json.dumps({
 spark.stop()
 "#;
 
+/// Writes through the executors into the shared data directory.
+const WRITE_JOB: &str = r#"
+from pyspark.sql import SparkSession
+spark = SparkSession.builder.appName("sbx-write").getOrCreate()
+spark.range(10).repartition(2).write.mode("overwrite").csv("/data/written")
+spark.stop()
+"#;
+
+/// A host program on Spark Connect: a Python UDF evaluated on the workers.
+const CONNECT_CLIENT: &str = r#"
+import socket, sys
+from pyspark.sql import SparkSession
+from pyspark.sql.functions import col, udf
+spark = SparkSession.builder.remote(sys.argv[1]).getOrCreate()
+double = udf(lambda x: x * 2, "long")
+print("sum", spark.range(10).select(double(col("id")).alias("d")).groupBy().sum("d").collect()[0][0])
+where = udf(lambda _: socket.gethostname(), "string")
+hosts = spark.range(8).repartition(4).select(where(col("id")).alias("h")).distinct().collect()
+print("hosts", sorted(r.h for r in hosts))
+spark.stop()
+"#;
+
+/// The host Python with the Spark Connect client (.ci/prepare installs it),
+/// or SPARKBOX_TEST_CONNECT_PYTHON.
+fn connect_python() -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("SPARKBOX_TEST_CONNECT_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/connect-client/bin/python")
+        });
+    path.exists().then_some(path)
+}
+
 /// Executes a notebook headless in the cluster's Jupyter container and
 /// returns what its cells printed.
 fn run_notebook(cluster: &str, path: &str) -> String {
@@ -109,11 +146,6 @@ fn two_clusters_side_by_side_from_the_examples() {
         return;
     };
     ensure_default_image();
-    // The Spark 3.5 image is built up front, so the interrupt below lands in
-    // the cluster's creation and not in a build.
-    let (code, out, err) = run(sparkbox().args(["build", "--spark-version", "3.5"]));
-    assert_eq!(code, 0, "{out}\n{err}");
-
     let a = cluster_name("laptop");
     let b = cluster_name("s35");
     // Both clusters are removed by label when the test ends, even on failure.
@@ -121,6 +153,13 @@ fn two_clusters_side_by_side_from_the_examples() {
     let _guard_b = common::ClusterGuard::new(&b);
     let dir_a = example_dir("laptop");
     let dir_b = example_dir("spark35");
+    // The spark35 example's image (Spark 3.5 plus its extra package) is built
+    // up front, so the interrupt below lands in the cluster's creation and
+    // not in a build.
+    let built = spawn_in(dir_b.path(), &["build"])
+        .wait_with_output()
+        .expect("build");
+    assert!(built.status.success(), "{}", text(&built));
 
     // 1. Two `up`s on the same cluster at once: one makes it, the other waits
     //    for the lock and then finds nothing to do.
@@ -146,8 +185,8 @@ fn two_clusters_side_by_side_from_the_examples() {
     let ids_a = container_ids(&a);
     assert_eq!(
         ids_a.len(),
-        4,
-        "master, 2 workers (the example), jupyter: {ids_a:?}"
+        6,
+        "master, 2 workers (the example), jupyter, history, connect: {ids_a:?}"
     );
 
     // 2. The example's ./data is /data everywhere, and its [apps] defaults
@@ -218,6 +257,131 @@ fn two_clusters_side_by_side_from_the_examples() {
         "{regression}"
     );
 
+    // 2c. The history server lists the finished applications; `status`
+    //     gives its URL, the Connect URL and the client to install.
+    let status_a = {
+        let o = spawn_in(dir_a.path(), &["status", "--json", "-n", &a])
+            .wait_with_output()
+            .expect("status");
+        assert!(o.status.success(), "{}", text(&o));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).expect("status JSON")
+    };
+    let history = status_a["urls"]["history"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let history_port: u16 = history
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no history URL: {status_a}"));
+    let started = Instant::now();
+    loop {
+        let apps = http_get(history_port, "/api/v1/applications", None);
+        let body = apps.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let listed: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        let finished = listed.as_array().into_iter().flatten().any(|app| {
+            app["name"] == "sbx-data"
+                && app["attempts"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|t| t["completed"] == true)
+        });
+        if finished {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the history server never listed the finished sbx-data app:\n{apps}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let connect = status_a["urls"]["connect"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(connect.starts_with("sc://localhost:"), "{status_a}");
+    let versions = sparkbox::versions::default_entry();
+    assert_eq!(
+        status_a["urls"]["connect_client"]["requirement"],
+        format!("pyspark[connect]=={}", versions.spark),
+        "{status_a}"
+    );
+
+    // 2d. A program on the host uses the Spark Connect server, Python UDF
+    //     included (it runs on the workers), and `doctor` approves its client.
+    match connect_python() {
+        Some(python) => {
+            let out = Command::new(&python)
+                .args(["-c", CONNECT_CLIENT, &connect])
+                .output()
+                .expect("the client runs");
+            let said = text(&out);
+            assert!(out.status.success(), "{said}");
+            assert!(said.contains("sum 90"), "{said}");
+            let hosts = said
+                .lines()
+                .find(|l| l.starts_with("hosts "))
+                .unwrap_or_else(|| panic!("{said}"));
+            assert!(hosts.contains(&format!("{a}-worker-")), "{hosts}");
+            let doctor = spawn_in(
+                dir_a.path(),
+                &[
+                    "doctor",
+                    "-n",
+                    &a,
+                    "--python",
+                    &python.display().to_string(),
+                ],
+            )
+            .wait_with_output()
+            .expect("doctor");
+            assert!(
+                text(&doctor).contains("ok    spark connect client:"),
+                "{}",
+                text(&doctor)
+            );
+        }
+        None => {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("CI=true needs the host's Spark Connect client: run .ci/prepare first");
+            }
+            eprintln!("SKIPPED the host Spark Connect client check: run .ci/prepare to install it");
+        }
+    }
+    let doctor = spawn_in(
+        dir_a.path(),
+        &["doctor", "-n", &a, "--python", "/nonexistent/python3"],
+    )
+    .wait_with_output()
+    .expect("doctor");
+    assert!(
+        text(&doctor).contains("WARN  spark connect client: cannot run /nonexistent/python3"),
+        "{}",
+        text(&doctor)
+    );
+
+    // 2e. The data directory of the example was made by `up`, as this user;
+    //     what the executors write there is this user's too.
+    let (code, out, err) = exec_as(
+        &format!("{a}-jupyter"),
+        "spark",
+        &["python", "-c", WRITE_JOB],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    {
+        use std::os::unix::fs::MetadataExt;
+        let owner = std::fs::metadata(&data).expect("data").uid();
+        for entry in std::fs::read_dir(data.join("written"))
+            .expect("written")
+            .flatten()
+        {
+            let meta = entry.metadata().expect("metadata");
+            assert_eq!(meta.uid(), owner, "{}", entry.path().display());
+        }
+    }
+
     // 3. Ctrl-C during `up` of a second cluster says what to do, and the next
     //    `up` finishes that cluster.
     let interrupted = spawn_in(dir_b.path(), &["up", "-n", &b]);
@@ -247,6 +411,44 @@ fn two_clusters_side_by_side_from_the_examples() {
         .expect("up after the interrupt");
     assert!(finish.status.success(), "{}", text(&finish));
     assert!(text(&finish).contains("is ready"), "{}", text(&finish));
+
+    // 3b. The example's extra package is in every container at the same
+    //     version, and a different one in a worker fails version parity.
+    for container in [format!("{b}-jupyter"), format!("{b}-worker-2")] {
+        let (code, out, err) = exec_as(
+            &container,
+            "spark",
+            &[
+                "python",
+                "-c",
+                "import tabulate; print(tabulate.__version__)",
+            ],
+        );
+        assert_eq!((code, out.trim()), (0, "0.9.0"), "{container}: {err}");
+    }
+    let tamper = |from: &str, to: &str| {
+        let (code, _, err) = exec_as(
+            &format!("{b}-worker-1"),
+            "root",
+            &[
+                "sh",
+                "-c",
+                &format!("sed -i 's/^Version: {from}$/Version: {to}/' /opt/sparkbox/venv/lib/python3*/site-packages/tabulate-*.dist-info/METADATA"),
+            ],
+        );
+        assert_eq!(code, 0, "{err}");
+    };
+    tamper("0.9.0", "0.8.10");
+    let o = spawn_in(dir_b.path(), &["status", "-n", &b])
+        .wait_with_output()
+        .expect("status");
+    assert_eq!(o.status.code(), Some(8), "{}", text(&o));
+    assert!(
+        text(&o).contains("tabulate") && text(&o).contains("0.8.10 (!)"),
+        "{}",
+        text(&o)
+    );
+    tamper("0.8.10", "0.9.0");
 
     // 4. Both run at once, each with its own network, volume, ports and Spark.
     let (code, out, err) = run(sparkbox().args(["ls", "--json"]));

@@ -122,9 +122,17 @@ fn spark_35_builds_a_second_image_that_says_so() {
     };
     let entry = versions::lookup("3.5").expect("a 3.5 entry");
     ensure_default_image();
-    let (code, out, err) = run(sparkbox().args(["build", "--spark-version", "3.5"]));
+    // The spark35 compose example's image (with its extra package), which
+    // the side-by-side clusters test runs too: one build serves both.
+    let args = [
+        "--spark-version",
+        "3.5",
+        "--python-package",
+        "tabulate==0.9.0",
+    ];
+    let (code, out, err) = run(sparkbox().arg("build").args(args));
     assert_eq!(code, 0, "{out}\n{err}");
-    let tag = tag_for(&["--spark-version", "3.5"]);
+    let tag = tag_for(&args);
     assert_ne!(tag, tag_for(&[]));
     let out = block_on(engine.run_to_completion(&tag, &["cat", "/opt/sparkbox/versions.json"]))
         .expect("run");
@@ -132,6 +140,12 @@ fn spark_35_builds_a_second_image_that_says_so() {
     assert_eq!(measured.get("spark"), Some(entry.spark));
     let diffs = versions::compare_with_matrix(&entry.expected(), &measured);
     assert!(diffs.is_empty(), "{}", versions::render_differences(&diffs));
+    // The extra package is recorded with the versions parity compares.
+    assert_eq!(
+        measured.extra.get("tabulate").map(String::as_str),
+        Some("0.9.0"),
+        "{measured:?}"
+    );
 }
 
 #[test]

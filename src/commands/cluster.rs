@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::cli::{DownArgs, StatusArgs, UpArgs};
 use crate::commands::build::{recipe_from, settings_from};
+use crate::commands::bundle;
 use crate::config::{Config, Settings};
 use crate::engine::{ContainerState, DockerEngine, Engine};
 use crate::error::{Error, Result};
@@ -30,7 +31,7 @@ pub fn spec_from(settings: &Settings) -> Result<ClusterSpec> {
     if let Some(dir) = &settings.volumes.data {
         if dir.exists() && !dir.is_dir() {
             return Err(Error::InvalidInput(format!(
-                "the data directory {} is a file — point [volumes] data at a directory",
+                "the data directory {} is a file — point --data or [volumes] data at a directory",
                 dir.display()
             )));
         }
@@ -41,7 +42,7 @@ pub fn spec_from(settings: &Settings) -> Result<ClusterSpec> {
         worker_cores: settings.cores,
         worker_memory_mb: settings.memory_mb,
         image: recipe_from(&settings.image)?,
-        bind_address: "127.0.0.1".into(),
+        bind_address: settings.bind.clone(),
         master_ui_port: settings.ports.master_ui.choice(),
         jupyter_port: settings.ports.jupyter.choice(),
         app_ui_port: settings.ports.app_ui.choice(),
@@ -50,7 +51,39 @@ pub fn spec_from(settings: &Settings) -> Result<ClusterSpec> {
         apps: settings.apps.clone(),
         notebooks_volume: settings.volumes.notebooks.clone(),
         data_dir: settings.volumes.data.clone(),
+        host_user: None,
+        history: settings
+            .services
+            .history
+            .then(|| settings.ports.history.choice()),
+        connect: settings
+            .services
+            .connect
+            .then(|| settings.ports.connect.choice()),
+        students: settings.students,
     })
+}
+
+/// The owner (uid, gid) of the data directory: the containers' `spark` user
+/// takes it, so what Spark writes there stays the host user's.
+pub fn data_dir_owner(dir: &std::path::Path) -> Option<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(dir).ok().map(|m| (m.uid(), m.gid()))
+}
+
+/// This process's real uid and gid (from /proc; None elsewhere).
+pub fn current_user() -> Option<(u32, u32)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |key: &str| -> Option<u32> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    Some((field("Uid:")?, field("Gid:")?))
 }
 
 pub(crate) fn label_port(c: Option<&ContainerState>, key: &str) -> Option<u16> {
@@ -58,12 +91,50 @@ pub(crate) fn label_port(c: Option<&ContainerState>, key: &str) -> Option<u16> {
         .and_then(|p| p.parse().ok())
 }
 
-/// Settles ports and the token against what exists; returns notes for the user.
+/// Settles ports, tokens and the RPC secret against what exists; returns
+/// notes for the user.
 pub fn resolve(spec: &ClusterSpec, observed: &Observed) -> Result<(Resolved, Vec<String>)> {
     let mut claimed = BTreeSet::new();
     let mut notes = Vec::new();
     let addr = spec.bind_address.as_str();
     let free = |a: &str, p: u16| ports::is_free(a, p);
+    let have_jupyters = observed.jupyters();
+    let indices: Vec<u32> = if spec.students == 0 {
+        vec![0]
+    } else {
+        (1..=spec.students).collect()
+    };
+    // Application UI blocks first (they need consecutive ports).
+    let mut app_ui_ports = Vec::new();
+    for (k, index) in indices.iter().enumerate() {
+        let choice = if k == 0 {
+            spec.app_ui_port
+        } else {
+            PortChoice::Auto(spec.app_ui_port.preferred())
+        };
+        let existing = label_port(
+            have_jupyters.get(index).copied(),
+            services::APP_UI_PORT_LABEL,
+        );
+        let s = ports::settle_block(
+            choice,
+            existing,
+            spec::APP_UI_PORTS,
+            &mut claimed,
+            addr,
+            "--app-ui-port",
+            &free,
+        )?;
+        if s.moved && k == 0 {
+            notes.push(format!(
+                "port {} is taken on {addr}; the application UIs use {}-{} instead (or pass --app-ui-port)",
+                spec.app_ui_port.preferred(),
+                s.port,
+                s.port + spec::APP_UI_PORTS - 1
+            ));
+        }
+        app_ui_ports.push(s.port);
+    }
     let mut settle =
         |choice: PortChoice, existing: Option<u16>, flag: &str, what: &str| -> Result<u16> {
             let s = ports::settle(choice, existing, &mut claimed, addr, flag, &free)?;
@@ -82,18 +153,70 @@ pub fn resolve(spec: &ClusterSpec, observed: &Observed) -> Result<(Resolved, Vec
         "--master-ui-port",
         "master UI",
     )?;
-    let jupyter_port = settle(
-        spec.jupyter_port,
-        label_port(observed.jupyter(), services::JUPYTER_PORT_LABEL),
-        "--jupyter-port",
-        "Jupyter server",
-    )?;
-    let app_ui_port = settle(
-        spec.app_ui_port,
-        label_port(observed.jupyter(), services::APP_UI_PORT_LABEL),
-        "--app-ui-port",
-        "application UI",
-    )?;
+    let mut jupyters = Vec::new();
+    for (k, index) in indices.iter().enumerate() {
+        let have = have_jupyters.get(index).copied();
+        let (choice, what) = if k == 0 {
+            (spec.jupyter_port, "Jupyter server".to_string())
+        } else {
+            // Students after the first take the next free ports.
+            (
+                PortChoice::Auto(spec.jupyter_port.preferred()),
+                format!("Jupyter server of student {index}"),
+            )
+        };
+        let port = settle(
+            choice,
+            label_port(have, services::JUPYTER_PORT_LABEL),
+            "--jupyter-port",
+            &what,
+        )?;
+        let token = match &spec.jupyter_token {
+            Some(fixed) => fixed.clone(),
+            None => have
+                .and_then(|j| j.labels.get(services::TOKEN_LABEL))
+                .filter(|t| !t.is_empty())
+                .cloned()
+                .unwrap_or_else(services::new_token),
+        };
+        let notebooks_volume = if *index == 0 {
+            spec.notebooks_volume.clone()
+        } else {
+            format!("{}-{index}", spec.notebooks_volume)
+        };
+        jupyters.push(services::JupyterSlot {
+            index: *index,
+            port,
+            app_ui_port: app_ui_ports[k],
+            token,
+            notebooks_volume,
+        });
+    }
+    let existing_service = |name: &str| {
+        label_port(
+            observed.extras().find(|c| c.name == name),
+            services::SERVICE_PORT_LABEL,
+        )
+    };
+    let names = Names::new(&spec.name);
+    let history_port = match spec.history {
+        Some(choice) => Some(settle(
+            choice,
+            existing_service(&names.history()),
+            "--history-port",
+            "history server",
+        )?),
+        None => None,
+    };
+    let connect_port = match spec.connect {
+        Some(choice) => Some(settle(
+            choice,
+            existing_service(&names.connect()),
+            "--connect-port",
+            "Spark Connect server",
+        )?),
+        None => None,
+    };
     let existing_workers = observed.workers();
     let mut worker_ui_ports = std::collections::BTreeMap::new();
     // Existing workers keep their ports; new ones take free ones after them.
@@ -117,23 +240,25 @@ pub fn resolve(spec: &ClusterSpec, observed: &Observed) -> Result<(Resolved, Vec
             slot.insert(s.port);
         }
     }
-    let token = match &spec.jupyter_token {
-        Some(fixed) => fixed.clone(),
-        None => observed
-            .jupyter()
-            .and_then(|j| j.labels.get(services::TOKEN_LABEL))
-            .filter(|t| !t.is_empty())
+    // Ports open beyond this machine: Spark's RPC needs a secret, kept for
+    // the cluster's life like the tokens.
+    let secret = (!spec::is_loopback(addr)).then(|| {
+        observed
+            .master()
+            .and_then(|m| m.labels.get(services::SECRET_LABEL))
+            .filter(|s| !s.is_empty())
             .cloned()
-            .unwrap_or_else(services::new_token),
-    };
+            .unwrap_or_else(services::new_token)
+    });
     Ok((
         Resolved {
             image_tag: spec.image.tag(),
             master_ui_port,
-            jupyter_port,
-            app_ui_port,
+            jupyters,
+            secret,
+            history_port,
+            connect_port,
             worker_ui_ports,
-            token,
         },
         notes,
     ))
@@ -143,20 +268,62 @@ pub fn resolve(spec: &ClusterSpec, observed: &Observed) -> Result<(Resolved, Vec
 pub async fn up(args: UpArgs, config: &Config, progress: &Progress) -> Result<()> {
     let started = Instant::now();
     let resolved_settings = Settings::resolve(config, &args.cluster)?;
-    let spec = spec_from(&resolved_settings)?;
+    let mut spec = spec_from(&resolved_settings)?;
     if let Some(dir) = &spec.data_dir {
-        if !args.dry_run {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                Error::InvalidInput(format!(
-                    "cannot create the data directory {}: {e} — create it yourself or change [volumes] data",
-                    dir.display()
-                ))
-            })?;
-        }
+        // The directory is made (by this user) only once the plan stands.
+        spec.host_user = data_dir_owner(dir).or_else(current_user);
     }
     let settings = settings_from(&resolved_settings.image, false, false);
     image::find_ca_bundle(settings.ca_bundle.as_deref())?;
+    if let Some(dir) = &args.bundle_on_failure {
+        // A directory the bundle could not go into is refused now, not after a failure.
+        bundle::check_dir(dir)?;
+    }
     let engine = DockerEngine::connect().await?;
+    // Every failure from here on happened on the engine: the one place a
+    // diagnostics bundle is written for it (Ctrl-C drops this future instead).
+    let cluster = spec.name.clone();
+    let result = up_on_engine(engine.clone(), &args, spec, settings, started, progress).await;
+    if let (Err(_), Some(dir)) = (&result, &args.bundle_on_failure) {
+        bundle::after_failure(&engine, &cluster, dir, progress).await;
+    }
+    result
+}
+
+/// What `sparkbox up --json` prints on success (schema 1, in the README).
+#[derive(Debug, Clone, Serialize)]
+pub struct UpReport {
+    /// Document version.
+    pub schema: u32,
+    /// Cluster name.
+    pub cluster: String,
+    /// False when the cluster was already as asked and nothing was done.
+    pub changed: bool,
+    /// Seconds `up` took.
+    pub elapsed_s: f64,
+    /// Workers alive at the master and workers asked for.
+    pub workers: WorkerCounts,
+    /// Cores the alive workers offer.
+    pub cores: u64,
+    /// Memory the alive workers offer (MiB).
+    pub memory_mb: u64,
+    /// The image's versions, which every container was shown to run.
+    pub versions: Versions,
+    /// Host URLs, as in `status --json`.
+    pub urls: Urls,
+    /// Spark master URL inside the network.
+    pub master_url: String,
+}
+
+/// `up` once the engine answers: lock, observe, plan, execute, wait, verify, report.
+async fn up_on_engine(
+    engine: DockerEngine,
+    args: &UpArgs,
+    spec: ClusterSpec,
+    settings: image::BuildSettings,
+    started: Instant,
+    progress: &Progress,
+) -> Result<()> {
     let _lock = if args.dry_run {
         None
     } else {
@@ -179,6 +346,14 @@ pub async fn up(args: UpArgs, config: &Config, progress: &Progress) -> Result<()
     for note in &notes {
         progress.note(&format!("note: {note}"));
     }
+    if let Some(dir) = &spec.data_dir {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Error::InvalidInput(format!(
+                "cannot create the data directory {}: {e} — create it yourself, or pass --data DIR (or set [volumes] data)",
+                dir.display()
+            ))
+        })?;
+    }
     let changed = !plan.is_empty();
     let ctx = Context {
         cluster: &spec.name,
@@ -189,14 +364,22 @@ pub async fn up(args: UpArgs, config: &Config, progress: &Progress) -> Result<()
     let deadline = execute::execute(&engine, &plan, &ctx, progress).await?;
     progress.phase("waiting for workers, Jupyter and version parity");
     let reference = image_versions(&engine, &tag).await?;
-    let mut containers = vec![names.master(), names.jupyter()];
+    let jupyters: Vec<String> = desired.jupyters.iter().map(|j| j.name.clone()).collect();
+    let mut containers = vec![names.master()];
+    containers.extend(jupyters.iter().cloned());
     containers.extend((1..=spec.workers).map(|n| names.worker(n)));
+    let extras = extra_services(&desired);
+    containers.extend(extras.iter().map(|(name, _)| name.clone()));
     let (ready, measured) = tokio::join!(
         wait::wait_ready(
             &engine,
             &spec.name,
             &names,
-            spec.workers,
+            wait::ReadyTargets {
+                workers: spec.workers,
+                jupyters: &jupyters,
+                extras: &extras,
+            },
             deadline,
             progress
         ),
@@ -208,14 +391,49 @@ pub async fn up(args: UpArgs, config: &Config, progress: &Progress) -> Result<()
     if !report.ok {
         return Err(parity_error(&spec.name, &report));
     }
+    let first = resolved.first_jupyter();
     let urls = Urls {
         master_ui: Some(format!("http://127.0.0.1:{}", resolved.master_ui_port)),
-        jupyter: Some(format!(
-            "http://127.0.0.1:{}/lab?token={}",
-            resolved.jupyter_port, resolved.token
-        )),
-        app_ui: Some(format!("http://127.0.0.1:{}", resolved.app_ui_port)),
+        jupyter: first.map(|j| format!("http://127.0.0.1:{}/lab?token={}", j.port, j.token)),
+        app_ui: first.map(|j| format!("http://127.0.0.1:{}", j.app_ui_port)),
+        app_uis: first
+            .map(|j| {
+                services::app_ui_ports(j.app_ui_port)
+                    .map(|p| format!("http://127.0.0.1:{p}"))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        history: resolved
+            .history_port
+            .map(|p| format!("http://127.0.0.1:{p}")),
+        connect: resolved.connect_port.map(|p| format!("sc://localhost:{p}")),
+        connect_client: resolved.connect_port.map(|_| connect_client(&reference)),
     };
+    if resolved.secret.is_some() {
+        eprintln!("{}", exposure_warning(&spec, &resolved));
+    }
+    if args.json {
+        let wanted: Vec<String> = (1..=spec.workers).map(|n| names.worker(n)).collect();
+        let report = UpReport {
+            schema: 1,
+            cluster: spec.name.clone(),
+            changed,
+            elapsed_s: (started.elapsed().as_secs_f64() * 100.0).round() / 100.0,
+            workers: WorkerCounts {
+                alive: wait::alive_among(&master, &wanted),
+                wanted: wanted.len(),
+            },
+            cores: master.cores,
+            memory_mb: master.memory,
+            versions: reference,
+            urls,
+            master_url: names.master_url(),
+        };
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|e| Error::Io(format!("cannot render the result: {e}")))?;
+        println!("{text}");
+        return Ok(());
+    }
     let verdict = if changed {
         "is ready"
     } else {
@@ -227,8 +445,42 @@ pub async fn up(args: UpArgs, config: &Config, progress: &Progress) -> Result<()
         started.elapsed().as_secs_f64(),
         summary_line(&master, spec.workers, containers.len(), &reference)
     );
+    if spec.students > 0 {
+        println!(
+            "  Students    {} Jupyter servers, each with its own token and notebooks — `sparkbox roster -n {}` lists them",
+            spec.students, spec.name
+        );
+    }
     print_urls(&urls, &names.master_url());
     Ok(())
+}
+
+/// What `--bind` opens to the network, said after every `up` that does it.
+pub fn exposure_warning(spec: &ClusterSpec, resolved: &Resolved) -> String {
+    let jupyter_ports: Vec<String> = resolved
+        .jupyters
+        .iter()
+        .map(|j| j.port.to_string())
+        .collect();
+    let mut open = vec![
+        format!("Jupyter on {} (token required)", jupyter_ports.join(", ")),
+        format!(
+            "the master and worker web UIs on {} and {}… (read-only, but they show every application)",
+            resolved.master_ui_port,
+            spec::FIRST_WORKER_UI_PORT
+        ),
+        "the application UIs (they show the notebooks' jobs and data samples)".to_string(),
+    ];
+    if let Some(p) = resolved.history_port {
+        open.push(format!("the history server on {p}"));
+    }
+    format!(
+        "warning: cluster {} publishes its ports on {}, so other machines can reach: {}. Spark's RPC requires the cluster's generated secret (spark.authenticate), so nobody can submit to the master without it. Run `sparkbox up -n {}` without --bind to keep everything on 127.0.0.1.",
+        spec.name,
+        spec.bind_address,
+        open.join("; "),
+        spec.name
+    )
 }
 
 fn summary_line(
@@ -255,9 +507,62 @@ fn print_urls(urls: &Urls, master_url: &str) {
         println!("  Master UI   {u}");
     }
     if let Some(u) = &urls.app_ui {
-        println!("  App UI      {u} (while a notebook runs Spark)");
+        match urls.app_uis.last() {
+            Some(last) if urls.app_uis.len() > 1 => println!(
+                "  App UIs     {u} … {last} (one per notebook running Spark, in start order)"
+            ),
+            _ => println!("  App UI      {u} (while a notebook runs Spark)"),
+        }
+    }
+    if let Some(u) = &urls.history {
+        println!("  History     {u} (finished applications)");
+    }
+    if let Some(u) = &urls.connect {
+        println!("  Connect     {u}");
+        if let Some(c) = &urls.connect_client {
+            println!(
+                "              from Python {}: pip install \"{}\", then SparkSession.builder.remote(\"{u}\").getOrCreate()",
+                c.python, c.requirement
+            );
+        }
     }
     println!("  Spark       {master_url} (inside the network)");
+}
+
+/// The optional services' (container, role) pairs of a desired cluster.
+pub(crate) fn extra_services(desired: &services::Desired) -> Vec<(String, String)> {
+    desired
+        .extras
+        .iter()
+        .map(|c| {
+            (
+                c.name.clone(),
+                c.labels.get(labels::ROLE).cloned().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// What a host program needs to talk to the Spark Connect server: the
+/// client package of the cluster's exact Spark version, on the same Python
+/// minor version (Python UDFs run on the workers' Python).
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ConnectClient {
+    /// The pip requirement, e.g. "pyspark[connect]==4.0.1" (the package the
+    /// image itself was built from, with the Connect client's dependencies).
+    pub requirement: String,
+    /// The Python version line the client must run on, e.g. "3.11".
+    pub python: String,
+}
+
+/// The client a host program needs for a cluster running `versions`.
+pub fn connect_client(versions: &Versions) -> ConnectClient {
+    let python = versions.get("python").unwrap_or("?");
+    let line: Vec<&str> = python.split('.').take(2).collect();
+    ConnectClient {
+        requirement: format!("pyspark[connect]=={}", versions.get("spark").unwrap_or("?")),
+        python: line.join("."),
+    }
 }
 
 pub(crate) fn parity_error(cluster: &str, report: &ParityReport) -> Error {
@@ -303,8 +608,16 @@ pub struct Urls {
     pub master_ui: Option<String>,
     /// JupyterLab, token included.
     pub jupyter: Option<String>,
-    /// The application UI of the Jupyter driver.
+    /// The application UI of the Jupyter driver (the first one).
     pub app_ui: Option<String>,
+    /// Every published application UI, in the order drivers take them.
+    pub app_uis: Vec<String>,
+    /// The history server UI.
+    pub history: Option<String>,
+    /// The Spark Connect URL for `SparkSession.builder.remote(...)`.
+    pub connect: Option<String>,
+    /// The client package a host program needs for `connect`.
+    pub connect_client: Option<ConnectClient>,
 }
 
 /// One container in `status`.
@@ -368,6 +681,8 @@ pub struct StatusReport {
     pub containers: Vec<ContainerReport>,
     /// The cluster's volumes.
     pub volumes: Vec<String>,
+    /// Every Jupyter server (one per student in a classroom) with its URL.
+    pub jupyters: Vec<crate::commands::roster::Seat>,
 }
 
 /// Reads everything `status` shows.
@@ -424,7 +739,7 @@ pub async fn collect_status<E: Engine>(engine: &E, cluster: &str) -> Result<Stat
     };
     let host = |port: u16| format!("http://127.0.0.1:{port}");
     let jupyter = observed.jupyter();
-    let urls = Urls {
+    let mut urls = Urls {
         master_ui: label_port(observed.master(), services::UI_PORT_LABEL).map(host),
         jupyter: jupyter.and_then(|j| {
             let port = label_port(Some(j), services::JUPYTER_PORT_LABEL)?;
@@ -432,13 +747,35 @@ pub async fn collect_status<E: Engine>(engine: &E, cluster: &str) -> Result<Stat
             Some(format!("{}/lab?token={token}", host(port)))
         }),
         app_ui: label_port(jupyter, services::APP_UI_PORT_LABEL).map(host),
+        app_uis: label_port(jupyter, services::APP_UI_PORT_LABEL)
+            .map(|first| services::app_ui_ports(first).map(host).collect())
+            .unwrap_or_default(),
+        history: label_port(
+            observed.with_role(Role::History).next(),
+            services::SERVICE_PORT_LABEL,
+        )
+        .map(host),
+        connect: label_port(
+            observed.with_role(Role::Connect).next(),
+            services::SERVICE_PORT_LABEL,
+        )
+        .map(|p| format!("sc://localhost:{p}")),
+        connect_client: None,
     };
+    if urls.connect.is_some() {
+        urls.connect_client = reference.as_ref().map(connect_client);
+    }
     let container_reports: Vec<ContainerReport> = containers
         .iter()
         .map(|c| {
             let role = c.labels.get(labels::ROLE).cloned().unwrap_or_default();
             let url = match role.as_str() {
-                "jupyter" => urls.jupyter.clone(),
+                "jupyter" => label_port(Some(c), services::JUPYTER_PORT_LABEL).and_then(|port| {
+                    let token = c.labels.get(services::TOKEN_LABEL)?;
+                    Some(format!("{}/lab?token={token}", host(port)))
+                }),
+                "history" => urls.history.clone(),
+                "connect" => urls.connect.clone(),
                 _ => label_port(Some(c), services::UI_PORT_LABEL).map(host),
             };
             ContainerReport {
@@ -493,6 +830,7 @@ pub async fn collect_status<E: Engine>(engine: &E, cluster: &str) -> Result<Stat
         },
         containers: container_reports,
         volumes: observed.volumes.clone(),
+        jupyters: crate::commands::roster::seats(&observed, "127.0.0.1"),
     })
 }
 

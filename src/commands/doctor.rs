@@ -130,11 +130,18 @@ pub async fn run(args: DoctorArgs, config: &Config) -> Result<()> {
             format!("engine info unavailable: {e}"),
         )),
     }
-    for (setting, flag) in [
+    let mut wanted_ports = vec![
         (&settings.ports.master_ui, "--master-ui-port"),
         (&settings.ports.jupyter, "--jupyter-port"),
         (&settings.ports.app_ui, "--app-ui-port"),
-    ] {
+    ];
+    if settings.services.history {
+        wanted_ports.push((&settings.ports.history, "--history-port"));
+    }
+    if settings.services.connect {
+        wanted_ports.push((&settings.ports.connect, "--connect-port"));
+    }
+    for (setting, flag) in wanted_ports {
         let port = setting.port;
         findings.push(if ports::is_free("127.0.0.1", port) {
             finding(Level::Ok, format!("port {port}: free"))
@@ -177,6 +184,20 @@ pub async fn run(args: DoctorArgs, config: &Config) -> Result<()> {
             )
         },
     ));
+    let connect_runs = engine
+        .containers(&[(labels::CLUSTER, settings.name.as_str())])
+        .await?
+        .iter()
+        .any(|c| c.labels.get(labels::ROLE).map(String::as_str) == Some("connect"));
+    if settings.services.connect || connect_runs {
+        let entry = crate::versions::lookup(&settings.image.spark_version)?;
+        findings.push(connect_client_finding(
+            &args.python,
+            entry.spark,
+            entry.python,
+            host_client(&args.python).as_ref(),
+        ));
+    }
     for f in &findings {
         let word = match f.level {
             Level::Ok => "ok  ",
@@ -194,9 +215,117 @@ pub async fn run(args: DoctorArgs, config: &Config) -> Result<()> {
     Ok(())
 }
 
+/// A host Python and the Spark Connect client installed in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostClient {
+    /// Its version, e.g. "3.11.7".
+    pub python: String,
+    /// The client distribution and its version, if one is installed.
+    pub client: Option<(String, String)>,
+}
+
+/// Asks `python` for its version and its Spark Connect client (None when it
+/// cannot be run).
+pub fn host_client(python: &str) -> Option<HostClient> {
+    const SCRIPT: &str = r#"
+import sys, importlib.metadata as m
+print("%d.%d.%d" % sys.version_info[:3])
+for d in ("pyspark-client", "pyspark-connect", "pyspark"):
+    try:
+        print(d, m.version(d))
+        break
+    except m.PackageNotFoundError:
+        pass
+"#;
+    let out = std::process::Command::new(python)
+        .args(["-c", SCRIPT])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let version = lines.next()?.trim().to_string();
+    let client = lines.next().and_then(|l| {
+        let (d, v) = l.trim().split_once(' ')?;
+        Some((d.to_string(), v.to_string()))
+    });
+    Some(HostClient {
+        python: version,
+        client,
+    })
+}
+
+/// Whether a host program can use the cluster's Spark Connect server: the
+/// client must be the cluster's Spark version, and its Python the workers'
+/// minor version (Python UDFs are pickled on one and run on the other).
+pub fn connect_client_finding(
+    python: &str,
+    spark: &str,
+    cluster_python: &str,
+    host: Option<&HostClient>,
+) -> Finding {
+    let install = format!("pip install \"pyspark[connect]=={spark}\"");
+    let Some(host) = host else {
+        return finding(
+            Level::Warn,
+            format!("spark connect client: cannot run {python} — install Python {cluster_python} and `{install}`, or pass --python PATH"),
+        );
+    };
+    let minor: Vec<&str> = host.python.split('.').take(2).collect();
+    let minor = minor.join(".");
+    match &host.client {
+        None => finding(
+            Level::Warn,
+            format!("spark connect client: {python} (Python {}) has no Spark client — `{python} -m {install}`", host.python),
+        ),
+        Some((dist, version)) if version != spark => finding(
+            Level::Fail,
+            format!("spark connect client: {python} has {dist} {version}, the cluster runs Spark {spark} — `{python} -m {install}`"),
+        ),
+        Some((dist, version)) if minor != cluster_python => finding(
+            Level::Fail,
+            format!("spark connect client: {python} is Python {} with {dist} {version}, the workers run Python {cluster_python}; Python UDFs need the same minor version — use a Python {cluster_python} environment", host.python),
+        ),
+        Some((dist, version)) => finding(
+            Level::Ok,
+            format!("spark connect client: {python} (Python {}) has {dist} {version}, as the cluster", host.python),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connect_client_must_match_spark_and_the_python_minor() {
+        let host = |py: &str, client: Option<(&str, &str)>| HostClient {
+            python: py.into(),
+            client: client.map(|(d, v)| (d.into(), v.into())),
+        };
+        let check =
+            |h: Option<HostClient>| connect_client_finding("python3", "4.3.0", "3.11", h.as_ref());
+        let ok = check(Some(host("3.11.7", Some(("pyspark-client", "4.3.0")))));
+        assert_eq!(ok.level, Level::Ok, "{}", ok.text);
+        let old = check(Some(host("3.11.7", Some(("pyspark", "4.0.1")))));
+        assert_eq!(old.level, Level::Fail);
+        assert!(
+            old.text.contains("pip install \"pyspark[connect]==4.3.0\""),
+            "{}",
+            old.text
+        );
+        let py = check(Some(host("3.12.1", Some(("pyspark-client", "4.3.0")))));
+        assert_eq!(py.level, Level::Fail);
+        assert!(py.text.contains("Python 3.11"), "{}", py.text);
+        assert_eq!(check(Some(host("3.11.2", None))).level, Level::Warn);
+        assert_eq!(check(None).level, Level::Warn);
+        // A real interpreter answers: the one running this machine's python3.
+        let h = host_client("python3").expect("python3 answers");
+        assert!(h.python.starts_with('3'), "{h:?}");
+        assert_eq!(host_client("/nonexistent/python"), None);
+    }
 
     #[test]
     fn warns_before_a_cluster_that_cannot_fit() {

@@ -23,7 +23,8 @@ use crate::spec::{Names, Role};
 const SUBMIT_PARENT: &str = "/tmp";
 /// The directory under [`SUBMIT_PARENT`] holding one directory per submit.
 const SUBMIT_DIR: &str = "sparkbox-submit";
-/// The image's user (spark), who owns what `submit` copies.
+/// The image's user (spark), who owns what `submit` copies unless the
+/// cluster gave `spark` the host user's uid (the host-user label).
 const SPARK_UID: u64 = 1000;
 /// How long a stopped `submit` waits for spark-submit to end before leaving.
 const STOP_PATIENCE: Duration = Duration::from_secs(20);
@@ -40,11 +41,13 @@ pub enum Target {
 }
 
 impl Target {
-    /// Parses master | jupyter | worker (the first) | worker-N | a container name.
+    /// Parses master | jupyter | history | connect | worker (the first) | worker-N | a container name.
     pub fn parse(text: &str) -> Target {
         match text {
             "master" => Target::Role(Role::Master),
             "jupyter" => Target::Role(Role::Jupyter),
+            "history" => Target::Role(Role::History),
+            "connect" => Target::Role(Role::Connect),
             "worker" => Target::Worker(1),
             _ => match text.strip_prefix("worker-").map(str::parse::<u32>) {
                 Some(Ok(n)) if n > 0 => Target::Worker(n),
@@ -67,7 +70,11 @@ pub fn resolve_target<'a>(
         )));
     }
     let found = match Target::parse(target) {
-        Target::Role(role) => observed.with_role(role).next().ok_or_else(|| {
+        Target::Role(role) => match role {
+            Role::Jupyter => observed.jupyter(),
+            _ => observed.with_role(role).next(),
+        }
+        .ok_or_else(|| {
             Error::NotReady(format!(
                 "cluster {cluster} has no {} container — `sparkbox up -n {cluster}` restores it",
                 role.as_str()
@@ -90,7 +97,13 @@ pub fn resolve_target<'a>(
                 }
             }
         }
-        Target::Name(name) => match observed.containers.iter().find(|c| c.name == name) {
+        // A full container name, or one without the cluster's prefix
+        // ("jupyter-2" for a student's Jupyter).
+        Target::Name(name) => match observed
+            .containers
+            .iter()
+            .find(|c| c.name == name || c.name == format!("{cluster}-{name}"))
+        {
             Some(c) => c,
             None => {
                 let mut names: Vec<&str> = observed
@@ -122,11 +135,31 @@ pub fn resolve_target<'a>(
 
 /// Reads the cluster's containers and finds the running one `target` names.
 async fn find_container<E: Engine>(engine: &E, cluster: &str, target: &str) -> Result<String> {
+    find_container_state(engine, cluster, target)
+        .await
+        .map(|c| c.name)
+}
+
+async fn find_container_state<E: Engine>(
+    engine: &E,
+    cluster: &str,
+    target: &str,
+) -> Result<ContainerState> {
     let observed = Observed {
         containers: engine.containers(&[(labels::CLUSTER, cluster)]).await?,
         ..Default::default()
     };
-    resolve_target(cluster, target, &observed).map(|c| c.name.clone())
+    resolve_target(cluster, target, &observed).cloned()
+}
+
+/// The uid and gid of `spark` in a container, from its host-user label.
+fn spark_owner(container: &ContainerState) -> (u64, u64) {
+    container
+        .labels
+        .get(crate::services::HOST_USER_LABEL)
+        .and_then(|v| v.split_once(':'))
+        .and_then(|(u, g)| Some((u.parse().ok()?, g.parse().ok()?)))
+        .unwrap_or((SPARK_UID, SPARK_UID))
 }
 
 /// Whether a TTY is used: only when both ends are terminals.
@@ -141,7 +174,8 @@ pub async fn exec(args: ExecArgs, cluster: &str) -> Result<()> {
     let tty = !args.no_tty && terminal_on_both_ends();
     let request = ExecRequest {
         command: args.command,
-        user: args.user,
+        // Containers start as root only to hand `spark` the host user's uid.
+        user: Some(args.user.unwrap_or_else(|| "spark".to_string())),
         env: Vec::new(),
         tty,
         // A terminal is attached only with a TTY; a pipe or file always is.
@@ -167,7 +201,7 @@ pub async fn shell(args: ShellArgs, cluster: &str) -> Result<()> {
     }
     let request = ExecRequest {
         command,
-        user: None,
+        user: Some("spark".to_string()),
         env,
         tty,
         stdin: true,
@@ -230,7 +264,7 @@ pub fn check_confs(confs: &[String]) -> Result<()> {
 
 /// The tar `submit` uploads into [`SUBMIT_PARENT`]: `sparkbox-submit/<unique>/`
 /// with the files, all owned by the image's user (spark).
-fn submit_tar(unique: &str, files: &[&LocalFile]) -> Result<Vec<u8>> {
+fn submit_tar(unique: &str, files: &[&LocalFile], owner: (u64, u64)) -> Result<Vec<u8>> {
     let mtime = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -239,8 +273,8 @@ fn submit_tar(unique: &str, files: &[&LocalFile]) -> Result<Vec<u8>> {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(kind);
         h.set_mode(mode);
-        h.set_uid(SPARK_UID);
-        h.set_gid(SPARK_UID);
+        h.set_uid(owner.0);
+        h.set_gid(owner.1);
         h.set_size(size);
         h.set_mtime(mtime);
         h
@@ -317,12 +351,13 @@ pub async fn submit(args: SubmitArgs, cluster: &str, progress: &Progress) -> Res
     }
 
     let engine = DockerEngine::connect().await?;
-    let jupyter = find_container(&engine, cluster, "jupyter").await?;
+    let jupyter_state = find_container_state(&engine, cluster, "jupyter").await?;
+    let jupyter = jupyter_state.name.clone();
     let unique = labels::random_suffix();
     let dir = format!("{SUBMIT_PARENT}/{SUBMIT_DIR}/{unique}");
     let mut files = vec![&app];
     files.extend(py_files.iter());
-    let tar = submit_tar(&unique, &files)?;
+    let tar = submit_tar(&unique, &files, spark_owner(&jupyter_state))?;
     progress.phase(&format!(
         "copying {} into {jupyter}:{dir}",
         names.join(", ")
@@ -744,7 +779,7 @@ mod tests {
             name: "app.py".into(),
             data: b"print(1)\n".to_vec(),
         };
-        let bytes = submit_tar("u1", &[&app]).expect("tar");
+        let bytes = submit_tar("u1", &[&app], (SPARK_UID, SPARK_UID)).expect("tar");
         let mut archive = tar::Archive::new(bytes.as_slice());
         let entries: Vec<(String, u32, u64, u64)> = archive
             .entries()

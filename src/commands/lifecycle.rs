@@ -184,8 +184,20 @@ pub async fn start(args: StartArgs, config: &Config, progress: &Progress) -> Res
         .find_map(|c| c.labels.get(services::IMAGE_REF_LABEL).cloned())
         .ok_or_else(|| Error::InvalidInput(format!("cluster {cluster} has no image label — recreate it with `sparkbox down -n {cluster}` and `sparkbox up -n {cluster}`")))?;
     let reference = image_versions(&engine, &image).await?;
+    let (jupyters, extras) = observed_drivers_and_services(&observed);
     let (ready, measured) = tokio::join!(
-        wait::wait_ready(&engine, cluster, &names, workers, deadline, progress),
+        wait::wait_ready(
+            &engine,
+            cluster,
+            &names,
+            wait::ReadyTargets {
+                workers,
+                jupyters: &jupyters,
+                extras: &extras,
+            },
+            deadline,
+            progress
+        ),
         parity::measure_all(&engine, &running)
     );
     ready?;
@@ -200,6 +212,26 @@ pub async fn start(args: StartArgs, config: &Config, progress: &Progress) -> Res
         running.len()
     );
     Ok(())
+}
+
+/// The Jupyter containers and the optional services' (container, role)
+/// pairs that exist: what readiness waits for besides the master and workers.
+fn observed_drivers_and_services(observed: &Observed) -> (Vec<String>, Vec<(String, String)>) {
+    let jupyters = observed
+        .jupyters()
+        .values()
+        .map(|c| c.name.clone())
+        .collect();
+    let extras = observed
+        .extras()
+        .map(|c| {
+            (
+                c.name.clone(),
+                c.labels.get(labels::ROLE).cloned().unwrap_or_default(),
+            )
+        })
+        .collect();
+    (jupyters, extras)
 }
 
 /// `sparkbox scale`: adds or removes workers only. The new workers copy the
@@ -234,6 +266,10 @@ pub async fn scale(args: ScaleArgs, config: &Config, progress: &Progress) -> Res
         .ok_or_else(missing)?;
     let image_tag = label(services::IMAGE_REF_LABEL).ok_or_else(missing)?;
     let data_dir = label(services::DATA_DIR_LABEL).map(std::path::PathBuf::from);
+    let host_user = label(services::HOST_USER_LABEL).and_then(|v| {
+        let (u, g) = v.split_once(':')?;
+        Some((u.parse().ok()?, g.parse().ok()?))
+    });
     let timeout = config.timeout(args.timeout);
     let names = Names::new(cluster);
     let spec = spec::ClusterSpec {
@@ -244,7 +280,7 @@ pub async fn scale(args: ScaleArgs, config: &Config, progress: &Progress) -> Res
         // Scaling never builds: the recipe is only a placeholder, and the
         // image the cluster really runs (from its labels) replaces its tag below.
         image: crate::image::ImageRecipe::new(crate::versions::default_entry(), None, vec![])?,
-        bind_address: "127.0.0.1".into(),
+        bind_address: label(services::BIND_LABEL).unwrap_or_else(|| "127.0.0.1".into()),
         master_ui_port: spec::PortChoice::Auto(spec::DEFAULT_MASTER_UI_PORT),
         jupyter_port: spec::PortChoice::Auto(spec::DEFAULT_JUPYTER_PORT),
         app_ui_port: spec::PortChoice::Auto(spec::DEFAULT_APP_UI_PORT),
@@ -253,8 +289,17 @@ pub async fn scale(args: ScaleArgs, config: &Config, progress: &Progress) -> Res
         apps: Default::default(),
         notebooks_volume: names.notebooks_volume(),
         data_dir,
+        host_user,
+        history: None,
+        connect: None,
+        students: 0,
     };
     let (mut resolved, _) = crate::commands::cluster::resolve(&spec, &observed)?;
+    // New workers authenticate with the master's secret, if it has one.
+    resolved.secret = observed
+        .master()
+        .and_then(|m| m.labels.get(services::SECRET_LABEL))
+        .cloned();
     resolved.image_tag = image_tag.clone();
     let desired = services::desired(&spec, &resolved);
     let mut plan = crate::reconcile::reconcile(&desired, &observed);
@@ -292,7 +337,20 @@ pub async fn scale(args: ScaleArgs, config: &Config, progress: &Progress) -> Res
         timeout: spec.timeout,
     };
     let deadline = crate::execute::execute(&engine, &plan, &ctx, progress).await?;
-    wait::wait_ready(&engine, cluster, &names, args.workers, deadline, progress).await?;
+    let (jupyters, extras) = observed_drivers_and_services(&observed);
+    wait::wait_ready(
+        &engine,
+        cluster,
+        &names,
+        wait::ReadyTargets {
+            workers: args.workers,
+            jupyters: &jupyters,
+            extras: &extras,
+        },
+        deadline,
+        progress,
+    )
+    .await?;
     progress.finish();
     println!(
         "cluster {cluster} scaled to {} workers ({:.1}s); master, Jupyter and the remaining workers untouched",

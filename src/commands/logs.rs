@@ -56,6 +56,9 @@ const COLOURS: [u8; 6] = [36, 33, 32, 35, 34, 31];
 /// `sparkbox logs`.
 pub async fn run(args: LogsArgs, config: &Config, _progress: &Progress) -> Result<()> {
     let cluster = config.cluster_name(&args.name)?;
+    if let Some(dir) = &args.bundle {
+        return super::bundle::run(&cluster, dir).await;
+    }
     let since = match &args.since {
         Some(age) => {
             let now = SystemTime::now()

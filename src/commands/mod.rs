@@ -1,12 +1,15 @@
 //! One module per subcommand: parse → plan → execute → report.
 
 pub mod build;
+pub mod bundle;
 pub mod cluster;
 pub mod config_cmd;
 pub mod doctor;
 pub mod exec;
+pub mod image_io;
 pub mod lifecycle;
 pub mod logs;
+pub mod roster;
 
 use crate::cli::{Cli, Command, ImageCommand};
 use crate::config::Config;
@@ -46,6 +49,10 @@ pub fn interrupt_hint(command: &Command, config: &Config) -> String {
             "the command may still run in the container; `sparkbox status` shows running applications"
                 .to_string()
         }
+        Command::Image(ImageCommand::Load { file }) => format!(
+            "the image may or may not be loaded; `sparkbox image load {}` again finishes it (it leaves a loaded image as it is)",
+            file.display()
+        ),
         _ => "nothing was changed".to_string(),
     }
 }
@@ -75,6 +82,7 @@ async fn dispatch(cli: Cli, cfg: &Config, progress: &Progress) -> Result<()> {
         Command::Status(args) => cluster::status(args, cfg).await,
         Command::Down(args) => cluster::down(args, cfg, progress).await,
         Command::Ls(args) => lifecycle::ls(args).await,
+        Command::Roster(args) => roster::run(args, cfg).await,
         Command::Doctor(args) => doctor::run(args, cfg).await,
         Command::Logs(args) => logs::run(args, cfg, progress).await,
         Command::Scale(args) => lifecycle::scale(args, cfg, progress).await,
@@ -99,6 +107,10 @@ async fn dispatch(cli: Cli, cfg: &Config, progress: &Progress) -> Result<()> {
             debian_mirror,
         }) => build::run_base(base_image, debian_mirror, progress).await,
         Command::Image(ImageCommand::Tag { image }) => build::run_tag(image, cfg).await,
+        Command::Image(ImageCommand::Save { file, image }) => {
+            image_io::save(file, image, cfg, progress).await
+        }
+        Command::Image(ImageCommand::Load { file }) => image_io::load(file, cfg, progress).await,
         Command::Versions => {
             build::print_versions();
             Ok(())

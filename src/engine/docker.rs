@@ -9,12 +9,14 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
-    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
-    RemoveVolumeOptionsBuilder, ResizeExecOptionsBuilder, StopContainerOptionsBuilder,
-    UploadToContainerOptionsBuilder,
+    ImportImageOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
+    ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveImageOptionsBuilder, RemoveVolumeOptionsBuilder, ResizeExecOptionsBuilder,
+    StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use bollard::Docker;
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 
 use super::{
@@ -26,6 +28,12 @@ use crate::labels;
 
 /// How long to wait for the engine's first answer before calling it unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long a save or load may take to answer. The engine answers a save only
+/// once it has gathered every layer, and a load only once it has unpacked the
+/// whole archive — minutes for a large image from a slow USB stick — so the
+/// client's usual two-minute limit would cut them off.
+const ARCHIVE_TIMEOUT: Duration = Duration::from_secs(3 * 3600);
 
 /// A connected Docker engine with a negotiated API version.
 #[derive(Debug, Clone)]
@@ -347,6 +355,39 @@ impl Engine for DockerEngine {
         }
     }
 
+    fn export_image(&self, reference: &str) -> BoxStream<'static, Result<Bytes>> {
+        let docker = self.docker.clone().with_timeout(ARCHIVE_TIMEOUT);
+        let action = format!("save the image {reference}");
+        let during = format!("saving the image {reference}");
+        docker
+            .export_image(reference)
+            .map(move |item| item.map_err(|e| archive_error(&action, &during, e)))
+            .boxed()
+    }
+
+    async fn import_image(&self, archive: ByteStream) -> Result<Vec<String>> {
+        let docker = self.docker.clone().with_timeout(ARCHIVE_TIMEOUT);
+        // quiet: the engine's per-layer progress comes only after it has read
+        // the whole archive; sparkbox shows the bytes sent instead.
+        let options = ImportImageOptionsBuilder::new().quiet(true).build();
+        let mut stream = docker.import_image(options, bollard::body_try_stream(archive), None);
+        let mut messages = Vec::new();
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| {
+                archive_error("load the image archive", "loading the image archive", e)
+            })?;
+            for text in [info.stream, info.status].into_iter().flatten() {
+                messages.extend(
+                    text.lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .map(str::to_string),
+                );
+            }
+        }
+        Ok(messages)
+    }
+
     async fn containers(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerState>> {
         let options = ListContainersOptionsBuilder::new()
             .all(true)
@@ -647,6 +688,26 @@ fn label_filter(labels: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
     )])
 }
 
+/// Classifies an error of a save or load: the engine reports failures in the
+/// middle of the stream (a full disk among them) as stream errors.
+fn archive_error(action: &str, during: &str, e: bollard::errors::Error) -> Error {
+    let detail = match &e {
+        bollard::errors::Error::DockerStreamError { error } => error.clone(),
+        bollard::errors::Error::DockerResponseServerError { message, .. } => message.clone(),
+        other => error_chain(other),
+    };
+    if crate::error::is_disk_full(&detail) {
+        Error::DiskFull {
+            during: during.to_string(),
+        }
+    } else {
+        Error::Engine {
+            action: action.to_string(),
+            detail,
+        }
+    }
+}
+
 /// Classifies an error of running something in a container: a 409 means it
 /// is not running.
 fn exec_error(action: &str, e: bollard::errors::Error) -> Error {
@@ -716,6 +777,7 @@ fn spec_to_body(spec: &ContainerSpec) -> ContainerCreateBody {
     ContainerCreateBody {
         hostname: Some(spec.name.clone()),
         image: Some(spec.image.clone()),
+        user: spec.user.clone(),
         cmd: Some(spec.command.clone()),
         env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
         labels: Some(spec.labels.clone()),

@@ -103,6 +103,8 @@ pub struct ContainerSpec {
     pub memory_bytes: Option<i64>,
     /// Relative CPU weight under contention (the engine's default is 1024).
     pub cpu_shares: Option<i64>,
+    /// The user the entrypoint starts as (None: the image's user).
+    pub user: Option<String>,
 }
 
 /// A container as the engine reports it.
@@ -146,7 +148,7 @@ pub fn health_from_status(status: &str) -> Option<String> {
     matches!(word, "healthy" | "unhealthy" | "starting").then(|| word.to_string())
 }
 
-/// A stream of bytes fed to the engine (a root filesystem tarball).
+/// A stream of bytes fed to the engine (a root filesystem tarball, a save archive).
 pub type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;
 
 /// How to run one command attached to this process's terminal or pipes.
@@ -223,6 +225,14 @@ pub trait Engine {
 
     /// Removes an image (by reference or ID).
     async fn remove_image(&self, reference: &str) -> Result<()>;
+
+    /// The image `reference` as the engine's save archive (what `docker save`
+    /// writes: an uncompressed tar), streamed as the engine sends it.
+    fn export_image(&self, reference: &str) -> BoxStream<'static, Result<Bytes>>;
+
+    /// Loads a save archive streamed from `archive` (what `docker load`
+    /// does) and returns the engine's messages ("Loaded image: …").
+    async fn import_image(&self, archive: ByteStream) -> Result<Vec<String>>;
 
     /// Containers (running or not) carrying every given label (an empty
     /// value matches any value).

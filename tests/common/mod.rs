@@ -149,3 +149,24 @@ pub fn container_ids(cluster: &str) -> std::collections::BTreeMap<String, String
             .collect()
     })
 }
+
+/// GET a path from 127.0.0.1:port (with a Jupyter token if given): the
+/// status line, headers and body, or "" when nothing answers.
+pub fn http_get(port: u16, path: &str, token: Option<&str>) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    stream.set_read_timeout(Some(Duration::from_secs(20))).ok();
+    let auth = token
+        .map(|t| format!("Authorization: token {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n{auth}\r\n"
+    )
+    .ok();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok();
+    text
+}

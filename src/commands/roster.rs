@@ -1,0 +1,195 @@
+//! `sparkbox roster`: each student's Jupyter URL with its token, for a
+//! classroom cluster (`up --students N`), as a table, CSV or JSON.
+
+use serde::Serialize;
+
+use crate::cli::RosterArgs;
+use crate::config::Config;
+use crate::engine::{ContainerState, DockerEngine, Engine};
+use crate::error::{Error, Result};
+use crate::labels;
+use crate::observe::Observed;
+use crate::services;
+
+/// One line of the roster.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Seat {
+    /// Student number (0 for the one Jupyter of a cluster without students).
+    pub student: u32,
+    /// Its container.
+    pub container: String,
+    /// JupyterLab with the token.
+    pub url: String,
+    /// The token alone.
+    pub token: String,
+    /// Where the student's notebooks live (kept by `down`).
+    pub notebooks_volume: String,
+    /// running, exited, …
+    pub state: String,
+}
+
+/// The seats of a cluster's Jupyter containers, by student number; `host` is
+/// the address students reach this machine by.
+pub fn seats(observed: &Observed, host: &str) -> Vec<Seat> {
+    observed
+        .jupyters()
+        .into_iter()
+        .filter_map(|(student, c)| seat(student, c, host))
+        .collect()
+}
+
+fn seat(student: u32, c: &ContainerState, host: &str) -> Option<Seat> {
+    let port = c.labels.get(services::JUPYTER_PORT_LABEL)?;
+    let token = c.labels.get(services::TOKEN_LABEL)?.clone();
+    Some(Seat {
+        student,
+        container: c.name.clone(),
+        url: format!("http://{host}:{port}/lab?token={token}"),
+        token,
+        notebooks_volume: c
+            .labels
+            .get(services::NOTEBOOKS_LABEL)
+            .cloned()
+            .unwrap_or_default(),
+        state: c.state.clone(),
+    })
+}
+
+/// The host students use: --host, else the bind address when it is one
+/// address, else this machine's loopback.
+pub fn host_for(flag: Option<&str>, bind: Option<&str>) -> String {
+    if let Some(h) = flag {
+        return h.to_string();
+    }
+    match bind {
+        Some(b) if !b.is_empty() && b != "0.0.0.0" && b != "::" => {
+            if b.contains(':') {
+                format!("[{b}]")
+            } else {
+                b.to_string()
+            }
+        }
+        _ => "127.0.0.1".to_string(),
+    }
+}
+
+/// The roster as CSV (a header line, then one line per seat).
+pub fn to_csv(seats: &[Seat]) -> String {
+    let mut out = String::from("student,container,url,token,notebooks_volume,state\n");
+    for s in seats {
+        out.push_str(&format!(
+            "{},{},{},{},{},{}\n",
+            s.student, s.container, s.url, s.token, s.notebooks_volume, s.state
+        ));
+    }
+    out
+}
+
+fn write_to(path: &std::path::Path, text: &str) -> Result<()> {
+    if path.as_os_str() == "-" {
+        print!("{text}");
+        return Ok(());
+    }
+    std::fs::write(path, text).map_err(|e| {
+        Error::Io(format!(
+            "cannot write the roster to {}: {e} — choose a writable path",
+            path.display()
+        ))
+    })?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
+}
+
+/// `sparkbox roster`.
+pub async fn run(args: RosterArgs, config: &Config) -> Result<()> {
+    let cluster = config.cluster_name(&args.name)?;
+    let engine = DockerEngine::connect().await?;
+    let observed = Observed {
+        containers: engine
+            .containers(&[(labels::CLUSTER, cluster.as_str())])
+            .await?,
+        ..Default::default()
+    };
+    let bind = observed
+        .jupyter()
+        .and_then(|j| j.labels.get(services::BIND_LABEL))
+        .map(String::as_str);
+    let host = host_for(args.host.as_deref(), bind);
+    let seats = seats(&observed, &host);
+    if seats.is_empty() {
+        return Err(Error::NotReady(format!(
+            "cluster {cluster} has no Jupyter server — `sparkbox up -n {cluster} --students N` makes one per student"
+        )));
+    }
+    if let Some(path) = &args.csv {
+        write_to(path, &to_csv(&seats))?;
+    }
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&seats)
+            .map_err(|e| Error::Io(format!("cannot render the roster: {e}")))?;
+        write_to(path, &format!("{text}\n"))?;
+    }
+    if args.csv.is_none() && args.json.is_none() {
+        println!("{:<8} {:<10} url", "student", "state");
+        for s in &seats {
+            println!("{:<8} {:<10} {}", s.student, s.state, s.url);
+        }
+        if host == "127.0.0.1" && bind.is_some_and(|b| !crate::spec::is_loopback(b)) {
+            eprintln!("note: give students this machine's address instead of 127.0.0.1: `sparkbox roster --host ADDRESS`");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn jupyter(name: &str, index: Option<u32>, port: u16, token: &str) -> ContainerState {
+        let mut l = HashMap::from([
+            (labels::ROLE.to_string(), "jupyter".to_string()),
+            (services::JUPYTER_PORT_LABEL.to_string(), port.to_string()),
+            (services::TOKEN_LABEL.to_string(), token.to_string()),
+            (services::NOTEBOOKS_LABEL.to_string(), format!("{name}-nb")),
+        ]);
+        if let Some(i) = index {
+            l.insert(labels::INDEX.to_string(), i.to_string());
+        }
+        ContainerState {
+            name: name.into(),
+            labels: l,
+            state: "running".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn seats_are_in_student_order_with_their_own_tokens() {
+        let observed = Observed {
+            containers: vec![
+                jupyter("c-jupyter-2", Some(2), 8889, "bbbb"),
+                jupyter("c-jupyter-1", Some(1), 8888, "aaaa"),
+            ],
+            ..Default::default()
+        };
+        let s = seats(&observed, "10.0.0.5");
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].student, 1);
+        assert_eq!(s[0].url, "http://10.0.0.5:8888/lab?token=aaaa");
+        assert_eq!(s[1].url, "http://10.0.0.5:8889/lab?token=bbbb");
+        let csv = to_csv(&s);
+        assert!(
+            csv.starts_with("student,container,url,token,notebooks_volume,state\n1,c-jupyter-1,")
+        );
+        assert_eq!(csv.lines().count(), 3);
+    }
+
+    #[test]
+    fn the_host_is_the_flag_then_a_single_bind_address() {
+        assert_eq!(host_for(Some("lab.local"), Some("0.0.0.0")), "lab.local");
+        assert_eq!(host_for(None, Some("192.168.1.20")), "192.168.1.20");
+        assert_eq!(host_for(None, Some("0.0.0.0")), "127.0.0.1");
+        assert_eq!(host_for(None, None), "127.0.0.1");
+    }
+}

@@ -806,6 +806,37 @@ mod tests {
     }
 
     #[test]
+    fn the_data_directory_is_the_flag_then_the_file_then_data_next_to_it() {
+        let c = config("[volumes]\ndata = \"fixtures\"\n").expect("parses");
+        let from_file = Settings::resolve(&c, &ClusterArgs::default()).expect("valid");
+        assert_eq!(
+            from_file.volumes.data,
+            Some(PathBuf::from("/proj/fixtures"))
+        );
+        let flagged = Settings::resolve(
+            &c,
+            &ClusterArgs {
+                data: Some(PathBuf::from("/srv/shared")),
+                ..Default::default()
+            },
+        )
+        .expect("valid");
+        assert_eq!(flagged.volumes.data, Some(PathBuf::from("/srv/shared")));
+        let bare = config("[cluster]\nworkers = 2\n").expect("parses");
+        let default = Settings::resolve(&bare, &ClusterArgs::default()).expect("valid");
+        assert_eq!(default.volumes.data, Some(PathBuf::from("/proj/data")));
+        // Classroom and network settings: from the file, checked.
+        let class =
+            config("[cluster]\nbind = \"0.0.0.0\"\n[classroom]\nstudents = 3\n").expect("parses");
+        let s = Settings::resolve(&class, &ClusterArgs::default()).expect("valid");
+        assert_eq!((s.bind.as_str(), s.students), ("0.0.0.0", 3));
+        let shared = config("[classroom]\nstudents = 2\n[jupyter]\ntoken = \"a-long-token\"\n")
+            .expect("parses");
+        let e = message(Settings::resolve(&shared, &ClusterArgs::default()).expect_err("error"));
+        assert!(e.contains("every student's"), "{e}");
+    }
+
+    #[test]
     fn bad_values_in_the_file_name_the_key() {
         let c = config("[cluster]\nworkers = 0\n").expect("parses");
         let e = message(Settings::resolve(&c, &ClusterArgs::default()).expect_err("error"));

@@ -182,7 +182,6 @@ pub fn desired(spec: &ClusterSpec, resolved: &Resolved) -> Desired {
         .host_user
         .map(|(u, g)| format!("{u}:{g}"))
         .unwrap_or_default();
-    let apps = effective_apps(spec);
 
     let mut master = base_spec(spec, resolved, Role::Master, names.master());
     master.env.extend([
@@ -191,17 +190,25 @@ pub fn desired(spec: &ClusterSpec, resolved: &Resolved) -> Desired {
             "SPARKBOX_UI_PORT".into(),
             resolved.master_ui_port.to_string(),
         ),
-        // Applications that do not ask for a core count get this many, so
-        // one notebook does not take every core of the cluster.
-        (
-            "SPARK_MASTER_OPTS".into(),
-            format!(
-                "-Dspark.deploy.defaultCores={}{}",
-                apps.cores,
-                daemon_auth_opts(resolved.secret.as_deref())
-            ),
-        ),
     ]);
+    // Applications that do not ask for a core count get `[apps] cores`, so
+    // one notebook does not take every core of the cluster. The fair share
+    // (a function of the worker size) reaches the drivers as spark.cores.max
+    // instead, so resizing workers never replaces the master.
+    let default_cores = spec
+        .apps
+        .cores
+        .map(|c| format!("-Dspark.deploy.defaultCores={c}"))
+        .unwrap_or_default();
+    let master_opts = format!(
+        "{default_cores}{}",
+        daemon_auth_opts(resolved.secret.as_deref())
+    );
+    if !master_opts.trim().is_empty() {
+        master
+            .env
+            .push(("SPARK_MASTER_OPTS".into(), master_opts.trim().to_string()));
+    }
     if let Some(secret) = &resolved.secret {
         master.labels.insert(SECRET_LABEL.into(), secret.clone());
     }
@@ -223,7 +230,7 @@ pub fn desired(spec: &ClusterSpec, resolved: &Resolved) -> Desired {
         tag,
         &resolved.master_ui_port.to_string(),
         &spec.bind_address,
-        &apps.cores.to_string(),
+        &default_cores,
         &data,
         &host_user,
         resolved.secret.as_deref().unwrap_or_default(),
@@ -709,10 +716,16 @@ pub(crate) mod tests {
             }
         );
         let d = desired(&spec, &sample_resolved(3));
-        assert!(d.master.env.contains(&(
-            "SPARK_MASTER_OPTS".into(),
-            "-Dspark.deploy.defaultCores=2".into()
-        )));
+        // The fair share reaches the drivers, not the master: resizing the
+        // workers must not replace the master.
+        assert!(d.master.env.iter().all(|(k, _)| k != "SPARK_MASTER_OPTS"));
+        let mut bigger = spec.clone();
+        bigger.worker_cores = 8;
+        let hash = |c: &ContainerSpec| c.labels.get(labels::CONFIG_HASH).cloned();
+        assert_eq!(
+            hash(&desired(&bigger, &sample_resolved(3)).master),
+            hash(&d.master)
+        );
         assert!(d.jupyters[0].env.contains(&(
             "SPARKBOX_SPARK_CONF".into(),
             "spark.cores.max=2\nspark.executor.memory=2g".into()

@@ -222,6 +222,8 @@ pub struct HostClient {
     pub python: String,
     /// The client distribution and its version, if one is installed.
     pub client: Option<(String, String)>,
+    /// Modules the Connect client needs that cannot be imported.
+    pub missing: Vec<String>,
 }
 
 /// Asks `python` for its version and its Spark Connect client (None when it
@@ -236,6 +238,12 @@ for d in ("pyspark-client", "pyspark-connect", "pyspark"):
         break
     except m.PackageNotFoundError:
         pass
+else:
+    print("none -")
+import importlib.util as u
+# What the Connect client imports beside pyspark (the [connect] extra).
+print(" ".join(n for n in ("grpc", "grpc_status", "google.rpc", "pandas", "pyarrow")
+               if u.find_spec(n.split(".")[0]) is None) or "-")
 "#;
     let out = std::process::Command::new(python)
         .args(["-c", SCRIPT])
@@ -249,11 +257,21 @@ for d in ("pyspark-client", "pyspark-connect", "pyspark"):
     let version = lines.next()?.trim().to_string();
     let client = lines.next().and_then(|l| {
         let (d, v) = l.trim().split_once(' ')?;
-        Some((d.to_string(), v.to_string()))
+        (d != "none").then(|| (d.to_string(), v.to_string()))
     });
+    let missing = lines
+        .next()
+        .map(|l| {
+            l.split_whitespace()
+                .filter(|m| *m != "-")
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
     Some(HostClient {
         python: version,
         client,
+        missing,
     })
 }
 
@@ -284,6 +302,10 @@ pub fn connect_client_finding(
             Level::Fail,
             format!("spark connect client: {python} has {dist} {version}, the cluster runs Spark {spark} — `{python} -m {install}`"),
         ),
+        Some((dist, version)) if !host.missing.is_empty() => finding(
+            Level::Fail,
+            format!("spark connect client: {python} has {dist} {version} but not what the Connect client needs ({}) — `{python} -m {install}`", host.missing.join(", ")),
+        ),
         Some((dist, version)) if minor != cluster_python => finding(
             Level::Fail,
             format!("spark connect client: {python} is Python {} with {dist} {version}, the workers run Python {cluster_python}; Python UDFs need the same minor version — use a Python {cluster_python} environment", host.python),
@@ -304,6 +326,7 @@ mod tests {
         let host = |py: &str, client: Option<(&str, &str)>| HostClient {
             python: py.into(),
             client: client.map(|(d, v)| (d.into(), v.into())),
+            missing: vec![],
         };
         let check =
             |h: Option<HostClient>| connect_client_finding("python3", "4.3.0", "3.11", h.as_ref());
@@ -320,6 +343,12 @@ mod tests {
         assert_eq!(py.level, Level::Fail);
         assert!(py.text.contains("Python 3.11"), "{}", py.text);
         assert_eq!(check(Some(host("3.11.2", None))).level, Level::Warn);
+        // pyspark alone, without the [connect] extra, cannot connect.
+        let mut bare = host("3.11.7", Some(("pyspark", "4.3.0")));
+        bare.missing = vec!["grpc".into(), "pyarrow".into()];
+        let f = check(Some(bare));
+        assert_eq!(f.level, Level::Fail);
+        assert!(f.text.contains("grpc, pyarrow"), "{}", f.text);
         assert_eq!(check(None).level, Level::Warn);
         // A real interpreter answers: the one running this machine's python3.
         let h = host_client("python3").expect("python3 answers");

@@ -28,6 +28,12 @@ pub const WORKER_MEMORY_LABEL: &str = "io.sparkbox.worker-memory-mb";
 pub const DATA_DIR_LABEL: &str = "io.sparkbox.data-dir";
 /// Label with the "uid:gid" the containers' `spark` user runs as.
 pub const HOST_USER_LABEL: &str = "io.sparkbox.host-user";
+/// The (uid, gid) a container's host-user label holds ("uid:gid").
+pub fn host_user_of(labels: &HashMap<String, String>) -> Option<(u32, u32)> {
+    let (u, g) = labels.get(HOST_USER_LABEL)?.split_once(':')?;
+    Some((u.parse().ok()?, g.parse().ok()?))
+}
+
 /// Label with the bind address the cluster's ports are published on.
 pub const BIND_LABEL: &str = "io.sparkbox.bind";
 /// Label (on the master) with the Spark RPC authentication secret, set when

@@ -102,15 +102,8 @@ pub async fn master_state<E: Engine>(engine: &E, master: &str) -> Result<Option<
     Ok(serde_json::from_str(out.stdout.trim()).ok())
 }
 
-/// True when Jupyter answers its API with the token.
-pub async fn jupyter_ready<E: Engine>(engine: &E, jupyter: &str) -> Result<bool> {
-    let out = engine
-        .exec(jupyter, &["/opt/sparkbox/bin/healthcheck", "jupyter"])
-        .await?;
-    Ok(out.exit_code == 0)
-}
-
-/// True when an optional service (history, connect) answers on its port.
+/// True when a container's service answers (the image's healthcheck for
+/// `role`: Jupyter's API with the token, the history UI, the Connect port).
 pub async fn service_ready<E: Engine>(engine: &E, container: &str, role: &str) -> Result<bool> {
     let out = engine
         .exec(container, &["/opt/sparkbox/bin/healthcheck", role])
@@ -241,7 +234,8 @@ pub async fn wait_ready<E: Engine>(
                 if jupyter_ok {
                     return true;
                 }
-                let ready = join_all(jupyters.iter().map(|j| jupyter_ready(engine, j))).await;
+                let ready =
+                    join_all(jupyters.iter().map(|j| service_ready(engine, j, "jupyter"))).await;
                 ready.into_iter().all(|r| r.unwrap_or(false))
             },
             join_all(

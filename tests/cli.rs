@@ -91,6 +91,7 @@ fn bad_cluster_values_are_refused_before_any_engine_call() {
             vec!["up", "--students", "65"],
             "--students 65 is out of range",
         ),
+        (vec!["up", "--data", "Cargo.toml"], "Cargo.toml is a file"),
     ] {
         sparkbox()
             .args(&args)

@@ -28,14 +28,7 @@ use crate::wait::{self, MasterJson};
 
 /// The desired cluster from the resolved settings, validated before any engine call.
 pub fn spec_from(settings: &Settings) -> Result<ClusterSpec> {
-    if let Some(dir) = &settings.volumes.data {
-        if dir.exists() && !dir.is_dir() {
-            return Err(Error::InvalidInput(format!(
-                "the data directory {} is a file — point --data or [volumes] data at a directory",
-                dir.display()
-            )));
-        }
-    }
+    // Settings::resolve has checked the values (the data directory included).
     Ok(ClusterSpec {
         name: settings.name.clone(),
         workers: settings.workers,
@@ -555,12 +548,18 @@ pub struct ConnectClient {
     pub python: String,
 }
 
+/// The pip requirement of the Spark Connect client for Spark `spark`: the
+/// package the image itself is built from, with the client's dependencies.
+pub fn connect_requirement(spark: &str) -> String {
+    format!("pyspark[connect]=={spark}")
+}
+
 /// The client a host program needs for a cluster running `versions`.
 pub fn connect_client(versions: &Versions) -> ConnectClient {
     let python = versions.get("python").unwrap_or("?");
     let line: Vec<&str> = python.split('.').take(2).collect();
     ConnectClient {
-        requirement: format!("pyspark[connect]=={}", versions.get("spark").unwrap_or("?")),
+        requirement: connect_requirement(versions.get("spark").unwrap_or("?")),
         python: line.join("."),
     }
 }

@@ -284,7 +284,10 @@ pub fn connect_client_finding(
     cluster_python: &str,
     host: Option<&HostClient>,
 ) -> Finding {
-    let install = format!("pip install \"pyspark[connect]=={spark}\"");
+    let install = format!(
+        "pip install \"{}\"",
+        crate::commands::cluster::connect_requirement(spark)
+    );
     let Some(host) = host else {
         return finding(
             Level::Warn,

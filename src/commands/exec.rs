@@ -154,11 +154,8 @@ async fn find_container_state<E: Engine>(
 
 /// The uid and gid of `spark` in a container, from its host-user label.
 fn spark_owner(container: &ContainerState) -> (u64, u64) {
-    container
-        .labels
-        .get(crate::services::HOST_USER_LABEL)
-        .and_then(|v| v.split_once(':'))
-        .and_then(|(u, g)| Some((u.parse().ok()?, g.parse().ok()?)))
+    crate::services::host_user_of(&container.labels)
+        .map(|(u, g)| (u64::from(u), u64::from(g)))
         .unwrap_or((SPARK_UID, SPARK_UID))
 }
 

@@ -266,10 +266,7 @@ pub async fn scale(args: ScaleArgs, config: &Config, progress: &Progress) -> Res
         .ok_or_else(missing)?;
     let image_tag = label(services::IMAGE_REF_LABEL).ok_or_else(missing)?;
     let data_dir = label(services::DATA_DIR_LABEL).map(std::path::PathBuf::from);
-    let host_user = label(services::HOST_USER_LABEL).and_then(|v| {
-        let (u, g) = v.split_once(':')?;
-        Some((u.parse().ok()?, g.parse().ok()?))
-    });
+    let host_user = services::host_user_of(&template.labels);
     let timeout = config.timeout(args.timeout);
     let names = Names::new(cluster);
     let spec = spec::ClusterSpec {

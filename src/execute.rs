@@ -1,6 +1,7 @@
 //! Runs a plan in dependency order — image, network and volumes, removals,
-//! then the master with Jupyter alongside, then the workers in parallel once
-//! the master listens — and reports progress. It makes no
+//! then the master with Jupyter alongside, then the workers in parallel (their
+//! daemons wait inside for the master to listen), the optional services once
+//! it listens — and reports progress. It makes no
 //! decisions: those were made by `reconcile`.
 
 use std::time::{Duration, Instant};
@@ -106,49 +107,20 @@ pub async fn execute<E: Engine>(
     // Jupyter needs the master only when a notebook starts Spark, so it
     // starts together with the master and uses the second core while the
     // master's JVM comes up.
+    // Workers start with the master: each worker's entrypoint holds its Spark
+    // daemon until the master accepts connections (SPARKBOX_WAIT_FOR_MASTER),
+    // so none backs off for seconds, and the containers' own start — the
+    // engine's work and the entrypoint's — overlaps the master's JVM start.
     let master_then_workers = async {
         run_stage(engine, plan, Stage::Master, ctx, progress).await?;
-        let worker_steps: Vec<&Step> = plan.stage(Stage::Workers).collect();
-        if worker_steps.is_empty() {
-            return Ok(());
-        }
-        // New worker containers are created while the master starts (creating
-        // takes a moment on some storage drivers) and started once it listens:
-        // a worker started before the master listens backs off for seconds.
-        let new_workers: Vec<_> = worker_steps
-            .iter()
-            .filter_map(|s| match &s.action {
-                Action::CreateContainer(spec) => Some(spec),
-                _ => None,
-            })
-            .collect();
-        for step in &worker_steps {
-            progress.phase(&step.to_string());
-        }
-        let master = names.master();
-        let (listening, created) = tokio::join!(
-            wait::wait_master_listening(engine, ctx.cluster, &master, deadline, progress),
-            try_join_all(new_workers.iter().map(|spec| engine.create_container(spec)))
-        );
-        created?;
-        listening?;
-        try_join_all(worker_steps.iter().map(|step| async move {
-            match &step.action {
-                Action::CreateContainer(spec) => engine.start_container(&spec.name).await,
-                _ => run_step(engine, step, ctx, progress).await,
-            }
-        }))
-        .await?;
-        Ok(())
+        run_stage(engine, plan, Stage::Workers, ctx, progress).await
     };
     // The optional services are drivers or readers of the drivers' logs:
     // they start once the master listens (a driver started earlier waits
     // for seconds before it tries the master again).
     let master_then_workers = async {
         master_then_workers.await?;
-        if plan.stage(Stage::Services).next().is_some()
-            && plan.stage(Stage::Workers).next().is_none()
-        {
+        if plan.stage(Stage::Services).next().is_some() {
             wait::wait_master_listening(engine, ctx.cluster, &names.master(), deadline, progress)
                 .await?;
         }

@@ -274,6 +274,9 @@ pub fn desired(spec: &ClusterSpec, resolved: &Resolved) -> Desired {
             ),
             ("SPARKBOX_WORKER_MEMORY".into(), memory.clone()),
             ("SPARKBOX_UI_PORT".into(), ui_port.to_string()),
+            // The worker daemon starts once the master accepts connections
+            // (the entrypoint waits), so the container may start with it.
+            ("SPARKBOX_WAIT_FOR_MASTER".into(), "1".into()),
         ]);
         if resolved.secret.is_some() {
             w.env.push((

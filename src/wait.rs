@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::labels;
 use crate::progress::Progress;
 
-/// How often readiness is polled.
+/// The shortest readiness round (the waits themselves poll inside the containers).
 const POLL: Duration = Duration::from_millis(250);
 /// How many log lines a failure shows.
 const LOG_LINES: usize = 30;
@@ -102,11 +102,22 @@ pub async fn master_state<E: Engine>(engine: &E, master: &str) -> Result<Option<
     Ok(serde_json::from_str(out.stdout.trim()).ok())
 }
 
-/// True when a container's service answers (the image's healthcheck for
-/// `role`: Jupyter's API with the token, the history UI, the Connect port).
-pub async fn service_ready<E: Engine>(engine: &E, container: &str, role: &str) -> Result<bool> {
+/// True when a container's service answers within `wait_s` seconds (the
+/// image's healthcheck for `role`: Jupyter's API with the token, the history
+/// UI, the Connect port). The check repeats inside the container, in one
+/// process, rather than in one exec after another: on a small machine those
+/// would take CPU from the daemons that are starting.
+pub async fn service_ready<E: Engine>(
+    engine: &E,
+    container: &str,
+    role: &str,
+    wait_s: &str,
+) -> Result<bool> {
     let out = engine
-        .exec(container, &["/opt/sparkbox/bin/healthcheck", role])
+        .exec(
+            container,
+            &["/opt/sparkbox/bin/healthcheck", "--wait", wait_s, role],
+        )
         .await?;
     Ok(out.exit_code == 0)
 }
@@ -226,6 +237,7 @@ pub async fn wait_ready<E: Engine>(
     let mut extras_ok = vec![false; extras.len()];
     let mut last_alive = usize::MAX;
     loop {
+        let round = Instant::now();
         let (alive_check, probe, jupyter_now, extras_now) = tokio::join!(
             check_alive(engine, cluster, &expected),
             // One exec polls the master every 0.1 s for up to 2 s.
@@ -234,8 +246,12 @@ pub async fn wait_ready<E: Engine>(
                 if jupyter_ok {
                     return true;
                 }
-                let ready =
-                    join_all(jupyters.iter().map(|j| service_ready(engine, j, "jupyter"))).await;
+                let ready = join_all(
+                    jupyters
+                        .iter()
+                        .map(|j| service_ready(engine, j, "jupyter", WAIT_SLICE_S)),
+                )
+                .await;
                 ready.into_iter().all(|r| r.unwrap_or(false))
             },
             join_all(
@@ -243,7 +259,9 @@ pub async fn wait_ready<E: Engine>(
                     .iter()
                     .zip(&extras_ok)
                     .map(|((name, role), ok)| async move {
-                        *ok || service_ready(engine, name, role).await.unwrap_or(false)
+                        *ok || service_ready(engine, name, role, WAIT_SLICE_S)
+                            .await
+                            .unwrap_or(false)
                     })
             )
         );
@@ -291,8 +309,10 @@ pub async fn wait_ready<E: Engine>(
                 why.join("; ")
             )));
         }
-        if !jupyter_ok || !services_ok {
-            tokio::time::sleep(POLL).await;
+        // The waits above poll inside the containers; a round that came
+        // back at once (an exec that failed) is not repeated at once.
+        if let Some(rest) = POLL.checked_sub(round.elapsed()) {
+            tokio::time::sleep(rest).await;
         }
     }
 }

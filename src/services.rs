@@ -190,6 +190,11 @@ pub fn desired(spec: &ClusterSpec, resolved: &Resolved) -> Desired {
         .unwrap_or_default();
 
     let mut master = base_spec(spec, resolved, Role::Master, names.master());
+    // The master is the one thing every other daemon waits for at start, and
+    // afterwards it only schedules (little CPU): first call on the CPU keeps
+    // it quick to listen, and its heartbeats answered while executors keep a
+    // small machine busy.
+    master.cpu_shares = Some(4096);
     master.env.extend([
         public_dns.clone(),
         (
@@ -659,6 +664,15 @@ pub(crate) mod tests {
             "SPARKBOX_MASTER_URL".into(),
             "spark://demo-master:7077".into()
         ))));
+        // Workers start with the master; their daemons wait inside for it.
+        assert!(d.workers.values().all(|w| w
+            .env
+            .contains(&("SPARKBOX_WAIT_FOR_MASTER".into(), "1".into()))));
+        // The master first on the CPU, Jupyter last, the workers (and their
+        // executors) in between.
+        assert_eq!(d.master.cpu_shares, Some(4096));
+        assert_eq!(d.jupyters[0].cpu_shares, Some(256));
+        assert!(d.workers.values().all(|w| w.cpu_shares.is_none()));
     }
 
     #[test]

@@ -265,6 +265,9 @@ fn cluster_lifecycle() {
     assert!(http_get(port, "/api/status", Some(&token)).starts_with("HTTP/1.1 200"));
     assert!(http_get(port, "/api/contents", None).starts_with("HTTP/1.1 403"));
 
+    // Workers start with the master: the worker's daemon waits until the master listens.
+    check_worker_waits_for_master(&engine, &name, &jupyter);
+
     // A PySpark job from the Jupyter container runs its tasks on the workers.
     let (code, out, err) = exec_as(&jupyter, "spark", &["python", "-c", JOB]);
     assert_eq!(code, 0, "job failed:\n{out}\n{err}");
@@ -503,6 +506,88 @@ fn cluster_lifecycle() {
 }
 
 /// sparkbox with the cluster's name: `sparkbox <command> -n NAME <rest…>`.
+/// A worker container started while nothing listens at its master's address
+/// (here a free port of the Jupyter container) starts no Spark daemon, so it
+/// never fails to connect and backs off; once something listens there, the
+/// daemon starts and connects. `up` relies on this to start the worker
+/// containers together with the master.
+fn check_worker_waits_for_master(
+    engine: &sparkbox::engine::docker::DockerEngine,
+    cluster: &str,
+    jupyter: &str,
+) {
+    const PORT: &str = "7999";
+    let worker = format!("{cluster}-gate-test");
+    let master = block_on(engine.containers(&[(labels::CLUSTER, cluster)]))
+        .expect("containers")
+        .into_iter()
+        .find(|c| c.name == format!("{cluster}-master"))
+        .expect("master container");
+    let image = master
+        .labels
+        .get(sparkbox::services::IMAGE_REF_LABEL)
+        .expect("image label")
+        .clone();
+    let spec = sparkbox::engine::ContainerSpec {
+        name: worker.clone(),
+        image,
+        command: vec!["worker".into()],
+        env: vec![
+            (
+                "SPARKBOX_MASTER_URL".into(),
+                format!("spark://{jupyter}:{PORT}"),
+            ),
+            ("SPARKBOX_WAIT_FOR_MASTER".into(), "1".into()),
+        ],
+        // The cluster's label: the guard removes it whatever happens.
+        labels: [(labels::CLUSTER.to_string(), cluster.to_string())].into(),
+        network: format!("{cluster}-net"),
+        ..Default::default()
+    };
+    block_on(async {
+        engine.create_container(&spec).await?;
+        engine.start_container(&worker).await
+    })
+    .expect("gated worker starts");
+    std::thread::sleep(Duration::from_secs(4));
+    let logs = block_on(engine.logs_tail(&worker, 50)).expect("logs");
+    assert!(
+        !logs.contains("Started daemon") && !logs.contains("Failed to connect"),
+        "the worker daemon started before anything listened:\n{logs}"
+    );
+    let (code, _, _) = exec_as(&worker, "spark", &["pgrep", "-f", "deploy.worker.Worker"]);
+    assert_eq!(code, 1, "a worker JVM runs while nothing listens");
+
+    // Something listens at the master's address: the daemon starts and connects there.
+    let listener = jupyter.to_string();
+    let holder = std::thread::spawn(move || {
+        exec_as(
+            &listener,
+            "spark",
+            &[
+                "python",
+                "-c",
+                // The entrypoint's probe, then the daemon itself.
+                "import socket, time\ns = socket.create_server(('0.0.0.0', 7999))\ns.settimeout(60)\nfor _ in range(2):\n    c, _ = s.accept()\ntime.sleep(1)",
+            ],
+        )
+    });
+    let mut logs = String::new();
+    for _ in 0..120 {
+        logs = block_on(engine.logs_tail(&worker, 200)).expect("logs");
+        if logs.contains(&format!("Connecting to master {jupyter}:{PORT}")) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(
+        logs.contains(&format!("Connecting to master {jupyter}:{PORT}")),
+        "the worker daemon did not start once the port listened:\n{logs}"
+    );
+    let _ = holder.join();
+    block_on(engine.remove_container(&worker)).expect("remove the gated worker");
+}
+
 fn sbx(command: &str, name: &str, rest: &[&str]) -> assert_cmd::Command {
     let mut cmd = sparkbox();
     cmd.args([command, "-n", name]).args(rest);

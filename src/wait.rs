@@ -119,8 +119,19 @@ pub async fn service_ready<E: Engine>(
             &["/opt/sparkbox/bin/healthcheck", "--wait", wait_s, role],
         )
         .await?;
+    if out.exit_code == USAGE_EXIT {
+        // An image made before `--wait` existed (a cluster that `start` or
+        // `scale` runs on the image it was made with): one check at a time.
+        let out = engine
+            .exec(container, &["/opt/sparkbox/bin/healthcheck", role])
+            .await?;
+        return Ok(out.exit_code == 0);
+    }
     Ok(out.exit_code == 0)
 }
+
+/// The healthcheck's exit code for arguments it does not know.
+const USAGE_EXIT: i64 = 2;
 
 /// Fails when an expected container is missing, stopped or unhealthy, with its last log lines.
 pub async fn check_alive<E: Engine>(engine: &E, cluster: &str, expected: &[String]) -> Result<()> {
@@ -299,7 +310,9 @@ pub async fn wait_ready<E: Engine>(
                 }
             }
             let mut logs = String::new();
-            for name in expected.iter().skip(1) {
+            // The master's own lines too when no worker got through to it.
+            let skip = usize::from(alive > 0);
+            for name in expected.iter().skip(skip) {
                 if let Ok(text) = engine.logs_tail(name, 8).await {
                     logs.push_str(&format!("{name}:\n{}\n", indent(&text)));
                 }

@@ -505,7 +505,6 @@ fn cluster_lifecycle() {
     assert!(volumes.is_empty());
 }
 
-/// sparkbox with the cluster's name: `sparkbox <command> -n NAME <rest…>`.
 /// A worker container started while nothing listens at its master's address
 /// (here a free port of the Jupyter container) starts no Spark daemon, so it
 /// never fails to connect and backs off; once something listens there, the
@@ -560,18 +559,12 @@ fn check_worker_waits_for_master(
 
     // Something listens at the master's address: the daemon starts and connects there.
     let listener = jupyter.to_string();
-    let holder = std::thread::spawn(move || {
-        exec_as(
-            &listener,
-            "spark",
-            &[
-                "python",
-                "-c",
-                // The entrypoint's probe, then the daemon itself.
-                "import socket, time\ns = socket.create_server(('0.0.0.0', 7999))\ns.settimeout(60)\nfor _ in range(2):\n    c, _ = s.accept()\ntime.sleep(1)",
-            ],
-        )
-    });
+    // The entrypoint's probe, then the daemon itself.
+    let script = format!(
+        "import socket, time\ns = socket.create_server(('0.0.0.0', {PORT}))\ns.settimeout(60)\nfor _ in range(2):\n    c, _ = s.accept()\ntime.sleep(1)"
+    );
+    let holder =
+        std::thread::spawn(move || exec_as(&listener, "spark", &["python", "-c", &script]));
     let mut logs = String::new();
     for _ in 0..120 {
         logs = block_on(engine.logs_tail(&worker, 200)).expect("logs");
@@ -588,6 +581,7 @@ fn check_worker_waits_for_master(
     block_on(engine.remove_container(&worker)).expect("remove the gated worker");
 }
 
+/// sparkbox with the cluster's name: `sparkbox <command> -n NAME <rest…>`.
 fn sbx(command: &str, name: &str, rest: &[&str]) -> assert_cmd::Command {
     let mut cmd = sparkbox();
     cmd.args([command, "-n", name]).args(rest);

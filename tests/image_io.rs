@@ -12,19 +12,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bollard::query_parameters::{ListImagesOptionsBuilder, RemoveImageOptionsBuilder};
-use common::{block_on, cluster_name, docker, ensure_default_image, run, sparkbox, ClusterGuard};
+use common::{
+    block_on, cluster_name, default_tag, docker, ensure_default_image, run, sparkbox, ClusterGuard,
+};
 use sparkbox::engine::{DockerEngine, Engine};
 use sparkbox::labels;
 use sparkbox::versions::MATRIX;
-
-fn default_tag() -> String {
-    let (code, out, err) = run(sparkbox().args(["image", "tag"]));
-    assert_eq!(code, 0, "image tag failed: {err}");
-    out.split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string()
-}
 
 /// Every image ID on the engine, sorted.
 fn image_ids(engine: &DockerEngine) -> Vec<String> {

@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{block_on, cluster_name, docker, ensure_default_image, run, sparkbox, ClusterGuard};
+use common::{block_on, cluster_name, default_tag, docker, ensure_default_image, ClusterGuard};
 use sparkbox::engine::{ContainerSpec, Engine};
 use sparkbox::{labels, wait};
 
@@ -17,15 +17,6 @@ const OLD_HEALTHCHECK: &str = "#!/bin/sh
 if [ \"$#\" != 1 ]; then echo 'usage: healthcheck master|worker|jupyter' >&2; exit 2; fi
 [ \"$1\" = jupyter ]
 ";
-
-fn default_tag() -> String {
-    let (code, out, err) = run(sparkbox().args(["image", "tag"]));
-    assert_eq!(code, 0, "image tag failed: {err}");
-    out.split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string()
-}
 
 #[test]
 fn a_healthcheck_without_wait_is_asked_one_check_at_a_time() {

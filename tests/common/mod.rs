@@ -170,3 +170,13 @@ pub fn http_get(port: u16, path: &str, token: Option<&str>) -> String {
     stream.read_to_string(&mut text).ok();
     text
 }
+
+/// The default image's tag, as `sparkbox image tag` prints it.
+pub fn default_tag() -> String {
+    let (code, out, err) = run(sparkbox().args(["image", "tag"]));
+    assert_eq!(code, 0, "image tag failed: {err}");
+    out.split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}

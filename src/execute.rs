@@ -111,15 +111,12 @@ pub async fn execute<E: Engine>(
     // daemon until the master accepts connections (SPARKBOX_WAIT_FOR_MASTER),
     // so none backs off for seconds, and the containers' own start — the
     // engine's work and the entrypoint's — overlaps the master's JVM start.
-    let master_then_workers = async {
-        run_stage(engine, plan, Stage::Master, ctx, progress).await?;
-        run_stage(engine, plan, Stage::Workers, ctx, progress).await
-    };
     // The optional services are drivers or readers of the drivers' logs:
     // they start once the master listens (a driver started earlier waits
     // for seconds before it tries the master again).
-    let master_then_workers = async {
-        master_then_workers.await?;
+    let spark = async {
+        run_stage(engine, plan, Stage::Master, ctx, progress).await?;
+        run_stage(engine, plan, Stage::Workers, ctx, progress).await?;
         if plan.stage(Stage::Services).next().is_some() {
             wait::wait_master_listening(engine, ctx.cluster, &names.master(), deadline, progress)
                 .await?;
@@ -127,7 +124,7 @@ pub async fn execute<E: Engine>(
         run_stage(engine, plan, Stage::Services, ctx, progress).await
     };
     let (spark, jupyter) = tokio::join!(
-        master_then_workers,
+        spark,
         run_stage(engine, plan, Stage::Jupyter, ctx, progress)
     );
     spark?;

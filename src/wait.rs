@@ -244,32 +244,30 @@ pub async fn wait_ready<E: Engine>(
     expected.extend(jupyters.iter().cloned());
     expected.extend(wanted.iter().cloned());
     expected.extend(extras.iter().map(|(name, _)| name.clone()));
-    let mut jupyter_ok = false;
-    let mut extras_ok = vec![false; extras.len()];
+    // Jupyter servers and optional services: each is asked until it has
+    // answered once.
+    let services: Vec<(&str, &str)> = jupyters
+        .iter()
+        .map(|j| (j.as_str(), "jupyter"))
+        .chain(
+            extras
+                .iter()
+                .map(|(name, role)| (name.as_str(), role.as_str())),
+        )
+        .collect();
+    let mut answered = vec![false; services.len()];
     let mut last_alive = usize::MAX;
     loop {
         let round = Instant::now();
-        let (alive_check, probe, jupyter_now, extras_now) = tokio::join!(
+        let (alive_check, probe, answered_now) = tokio::join!(
             check_alive(engine, cluster, &expected),
             // One exec polls the master every 0.1 s for up to 2 s.
             engine.exec(&master, &probe_command),
-            async {
-                if jupyter_ok {
-                    return true;
-                }
-                let ready = join_all(
-                    jupyters
-                        .iter()
-                        .map(|j| service_ready(engine, j, "jupyter", WAIT_SLICE_S)),
-                )
-                .await;
-                ready.into_iter().all(|r| r.unwrap_or(false))
-            },
             join_all(
-                extras
+                services
                     .iter()
-                    .zip(&extras_ok)
-                    .map(|((name, role), ok)| async move {
+                    .zip(&answered)
+                    .map(|(&(name, role), ok)| async move {
                         *ok || service_ready(engine, name, role, WAIT_SLICE_S)
                             .await
                             .unwrap_or(false)
@@ -277,9 +275,9 @@ pub async fn wait_ready<E: Engine>(
             )
         );
         alive_check?;
-        jupyter_ok = jupyter_now;
-        extras_ok = extras_now;
-        let services_ok = extras_ok.iter().all(|ok| *ok);
+        answered = answered_now;
+        let jupyter_ok = answered[..jupyters.len()].iter().all(|ok| *ok);
+        let services_ok = answered.iter().all(|ok| *ok);
         let state: Option<MasterJson> = probe
             .ok()
             .and_then(|out| serde_json::from_str(out.stdout.trim()).ok());
@@ -292,7 +290,7 @@ pub async fn wait_ready<E: Engine>(
             last_alive = alive;
         }
         if let Some(state) = state {
-            if alive == wanted.len() && jupyter_ok && services_ok {
+            if alive == wanted.len() && services_ok {
                 return Ok(state);
             }
         }
@@ -301,10 +299,7 @@ pub async fn wait_ready<E: Engine>(
             if alive != workers as usize {
                 why.push(format!("{alive} of {workers} workers registered"));
             }
-            if !jupyter_ok {
-                why.push("Jupyter did not answer".to_string());
-            }
-            for ((name, _), ok) in extras.iter().zip(&extras_ok) {
+            for ((name, _), ok) in services.iter().zip(&answered) {
                 if !ok {
                     why.push(format!("{name} did not answer"));
                 }

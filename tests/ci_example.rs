@@ -6,10 +6,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use common::{cluster_name, container_ids, docker, ensure_default_image, ClusterGuard};
+use common::{
+    cluster_name, connect_python, container_ids, docker, ensure_default_image, ClusterGuard,
+};
 
 /// Copies compose-examples/ci into a fresh directory (what a repository
 /// that adopted the example holds).
@@ -22,16 +24,6 @@ fn copy_example(to: &Path) {
         .status()
         .expect("cp runs");
     assert!(status.success());
-}
-
-/// The Python with pytest and the Spark Connect client (.ci/prepare).
-fn client_python() -> Option<PathBuf> {
-    let p = std::env::var_os("SPARKBOX_TEST_CONNECT_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/connect-client/bin/python")
-        });
-    p.exists().then_some(p)
 }
 
 fn run_steps(dir: &Path, cluster: &str, python: &Path, bundle: &Path) -> (i32, String) {
@@ -60,7 +52,7 @@ fn the_ci_example_runs_pytest_against_a_cluster_and_bundles_failures() {
     else {
         return;
     };
-    let Some(python) = client_python() else {
+    let Some(python) = connect_python() else {
         if std::env::var("CI").as_deref() == Ok("true") {
             panic!("CI=true needs pytest and the Spark Connect client: run .ci/prepare first");
         }

@@ -12,7 +12,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    cluster_name, container_ids, docker, ensure_default_image, exec_as, http_get, run, sparkbox,
+    cluster_name, connect_python, container_ids, docker, ensure_default_image, exec_as, http_get,
+    run, sparkbox,
 };
 
 /// Copies compose-examples/NAME/sparkbox.toml into a fresh directory, so its
@@ -87,17 +88,6 @@ hosts = spark.range(8).repartition(4).select(where(col("id")).alias("h")).distin
 print("hosts", sorted(r.h for r in hosts))
 spark.stop()
 "#;
-
-/// The host Python with the Spark Connect client (.ci/prepare installs it),
-/// or SPARKBOX_TEST_CONNECT_PYTHON.
-fn connect_python() -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("SPARKBOX_TEST_CONNECT_PYTHON")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/connect-client/bin/python")
-        });
-    path.exists().then_some(path)
-}
 
 /// Executes a notebook headless in the cluster's Jupyter container and
 /// returns what its cells printed.

@@ -180,3 +180,15 @@ pub fn default_tag() -> String {
         .unwrap_or_default()
         .to_string()
 }
+
+/// The host Python with pytest and the Spark Connect client (`.ci/prepare`
+/// installs it in target/connect-client), or SPARKBOX_TEST_CONNECT_PYTHON.
+pub fn connect_python() -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("SPARKBOX_TEST_CONNECT_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("target/connect-client/bin/python")
+        });
+    path.exists().then_some(path)
+}

@@ -1,28 +1,25 @@
 //! sparkbox: a real multi-node Apache Spark cluster with Jupyter on your own
 //! machine in one command.
 //!
-//! The library holds everything; `main.rs` only parses, runs and maps errors
-//! to exit codes.
+//! The layers, each importing only those below it:
+//! `commands` (thin: parse, call an operation, print) → `ops` (up, readiness
+//! and parity, status, URLs) → `plan` (observe, settle, desired, reconcile,
+//! plan, execute) → `model` (the cluster's shape, names, labels, the image
+//! contract) and `settings` (file + flags + the existing cluster's record),
+//! with `engine` (the only module that speaks to an engine) and `image` (the
+//! recipe, the base, versions, archives) beside them. `main.rs` only parses,
+//! runs and maps errors to exit codes.
 
-pub mod base;
 pub mod cli;
 pub mod commands;
-pub mod config;
 pub mod engine;
 pub mod error;
-pub mod execute;
 pub mod image;
-pub mod labels;
 pub mod lock;
-pub mod observe;
-pub mod parity;
+pub mod model;
+pub mod ops;
 pub mod plan;
-pub mod ports;
 pub mod progress;
-pub mod reconcile;
-pub mod services;
-pub mod spec;
-pub mod versions;
-pub mod wait;
+pub mod settings;
 
 pub use error::{Error, Result};

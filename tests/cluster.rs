@@ -14,7 +14,7 @@ use common::{
     sparkbox, ClusterGuard,
 };
 use sparkbox::engine::Engine;
-use sparkbox::labels;
+use sparkbox::model::labels;
 
 const JOB: &str = r#"
 import json, socket
@@ -524,7 +524,7 @@ fn check_worker_waits_for_master(
         .expect("master container");
     let image = master
         .labels
-        .get(sparkbox::services::IMAGE_REF_LABEL)
+        .get(sparkbox::model::labels::IMAGE_REF)
         .expect("image label")
         .clone();
     let spec = sparkbox::engine::ContainerSpec {

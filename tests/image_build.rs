@@ -5,8 +5,8 @@ mod common;
 
 use common::{block_on, docker, ensure_default_image, run, sparkbox};
 use sparkbox::engine::Engine;
-use sparkbox::labels;
-use sparkbox::versions::{self, Versions, MATRIX};
+use sparkbox::image::versions::{self, Versions, MATRIX};
+use sparkbox::model::labels;
 
 fn tag_for(args: &[&str]) -> String {
     let (code, out, err) = run(sparkbox().args(["image", "tag"]).args(args));

@@ -8,7 +8,8 @@ use std::collections::HashMap;
 
 use common::{block_on, cluster_name, default_tag, docker, ensure_default_image, ClusterGuard};
 use sparkbox::engine::{ContainerSpec, Engine};
-use sparkbox::{labels, wait};
+use sparkbox::model::labels;
+use sparkbox::ops::wait;
 
 /// A healthcheck as images made before `--wait` had it: exactly one argument
 /// (a role), exit 2 with a usage line for anything else. Here Jupyter

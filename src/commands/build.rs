@@ -2,14 +2,14 @@
 
 use std::time::Instant;
 
-use crate::base;
 use crate::cli::{BuildArgs, ImageArgs};
-use crate::config::{Config, ImageSettings};
 use crate::engine::{DockerEngine, Engine};
 use crate::error::Result;
+use crate::image::base;
+use crate::image::versions::{self, VERSION_KEYS};
 use crate::image::{self, BuildSettings, ImageRecipe};
 use crate::progress::Progress;
-use crate::versions::{self, VERSION_KEYS};
+use crate::settings::{Config, ImageSettings};
 
 /// The recipe for `image`, validated before any engine call.
 pub fn recipe_from(image: &ImageSettings) -> Result<ImageRecipe> {

@@ -21,12 +21,11 @@ use tokio::io::AsyncWriteExt;
 use crate::commands::cluster::{collect_status, image_versions};
 use crate::engine::{ContainerState, DockerEngine, Engine};
 use crate::error::{Error, Result};
-use crate::labels;
-use crate::parity::{self, Measured, ParityReport, ParityRow};
+use crate::image::versions::{Versions, VERSION_KEYS};
+use crate::model::labels;
+use crate::ops::parity::{self, Measured, ParityReport, ParityRow};
+use crate::ops::wait;
 use crate::progress::Progress;
-use crate::services;
-use crate::versions::{Versions, VERSION_KEYS};
-use crate::wait;
 
 /// The file that lists the others; its first line marks a directory as a bundle.
 pub const README: &str = "README.txt";
@@ -517,7 +516,7 @@ async fn versions_file(engine: &DockerEngine, dir: &Path, containers: &[Containe
         .collect();
     let image = containers
         .iter()
-        .find_map(|c| c.labels.get(services::IMAGE_REF_LABEL).cloned());
+        .find_map(|c| c.labels.get(labels::IMAGE_REF).cloned());
     let (reference, measured) = limited(file, async {
         let reference = match &image {
             Some(tag) => image_versions(engine, tag).await.ok(),

@@ -9,22 +9,22 @@ use serde::Serialize;
 use crate::cli::{DownArgs, StatusArgs, UpArgs};
 use crate::commands::build::{recipe_from, settings_from};
 use crate::commands::bundle;
-use crate::config::{Config, Settings};
 use crate::engine::{ContainerState, DockerEngine, Engine};
 use crate::error::{Error, Result};
-use crate::execute::{self, Context};
 use crate::image;
-use crate::labels;
+use crate::image::versions::Versions;
 use crate::lock::{self, LOCK_WAIT};
-use crate::observe::Observed;
-use crate::parity::{self, ParityReport};
-use crate::ports;
+use crate::model::labels;
+use crate::model::spec::{self, ClusterSpec, Names, PortChoice, Role};
+use crate::ops::parity::{self, ParityReport};
+use crate::ops::wait::{self, MasterJson};
+use crate::plan::desired::{self, Resolved};
+use crate::plan::execute::{self, Context};
+use crate::plan::observe::Observed;
+use crate::plan::ports;
+use crate::plan::reconcile::reconcile;
 use crate::progress::Progress;
-use crate::reconcile::reconcile;
-use crate::services::{self, Resolved};
-use crate::spec::{self, ClusterSpec, Names, PortChoice, Role};
-use crate::versions::Versions;
-use crate::wait::{self, MasterJson};
+use crate::settings::{Config, Settings};
 
 /// The desired cluster from the resolved settings, validated before any engine call.
 pub fn spec_from(settings: &Settings) -> Result<ClusterSpec> {
@@ -105,10 +105,7 @@ pub fn resolve(spec: &ClusterSpec, observed: &Observed) -> Result<(Resolved, Vec
         } else {
             PortChoice::Auto(spec.app_ui_port.preferred())
         };
-        let existing = label_port(
-            have_jupyters.get(index).copied(),
-            services::APP_UI_PORT_LABEL,
-        );
+        let existing = label_port(have_jupyters.get(index).copied(), labels::APP_UI_PORT);
         let s = ports::settle_block(
             choice,
             existing,
@@ -142,7 +139,7 @@ pub fn resolve(spec: &ClusterSpec, observed: &Observed) -> Result<(Resolved, Vec
         };
     let master_ui_port = settle(
         spec.master_ui_port,
-        label_port(observed.master(), services::UI_PORT_LABEL),
+        label_port(observed.master(), labels::UI_PORT),
         "--master-ui-port",
         "master UI",
     )?;
@@ -160,24 +157,24 @@ pub fn resolve(spec: &ClusterSpec, observed: &Observed) -> Result<(Resolved, Vec
         };
         let port = settle(
             choice,
-            label_port(have, services::JUPYTER_PORT_LABEL),
+            label_port(have, labels::JUPYTER_PORT),
             "--jupyter-port",
             &what,
         )?;
         let token = match &spec.jupyter_token {
             Some(fixed) => fixed.clone(),
             None => have
-                .and_then(|j| j.labels.get(services::TOKEN_LABEL))
+                .and_then(|j| j.labels.get(labels::TOKEN))
                 .filter(|t| !t.is_empty())
                 .cloned()
-                .unwrap_or_else(services::new_token),
+                .unwrap_or_else(desired::new_token),
         };
         let notebooks_volume = if *index == 0 {
             spec.notebooks_volume.clone()
         } else {
             format!("{}-{index}", spec.notebooks_volume)
         };
-        jupyters.push(services::JupyterSlot {
+        jupyters.push(desired::JupyterSlot {
             index: *index,
             port,
             app_ui_port: app_ui_ports[k],
@@ -188,7 +185,7 @@ pub fn resolve(spec: &ClusterSpec, observed: &Observed) -> Result<(Resolved, Vec
     let existing_service = |name: &str| {
         label_port(
             observed.extras().find(|c| c.name == name),
-            services::SERVICE_PORT_LABEL,
+            labels::SERVICE_PORT,
         )
     };
     let names = Names::new(&spec.name);
@@ -214,7 +211,7 @@ pub fn resolve(spec: &ClusterSpec, observed: &Observed) -> Result<(Resolved, Vec
     let mut worker_ui_ports = std::collections::BTreeMap::new();
     // Existing workers keep their ports; new ones take free ones after them.
     for n in 1..=spec.workers {
-        if let Some(p) = label_port(existing_workers.get(&n).copied(), services::UI_PORT_LABEL) {
+        if let Some(p) = label_port(existing_workers.get(&n).copied(), labels::UI_PORT) {
             if claimed.insert(p) {
                 worker_ui_ports.insert(n, p);
             }
@@ -238,10 +235,10 @@ pub fn resolve(spec: &ClusterSpec, observed: &Observed) -> Result<(Resolved, Vec
     let secret = (!spec::is_loopback(addr)).then(|| {
         observed
             .master()
-            .and_then(|m| m.labels.get(services::SECRET_LABEL))
+            .and_then(|m| m.labels.get(labels::SECRET))
             .filter(|s| !s.is_empty())
             .cloned()
-            .unwrap_or_else(services::new_token)
+            .unwrap_or_else(desired::new_token)
     });
     Ok((
         Resolved {
@@ -326,7 +323,7 @@ async fn up_on_engine(
     let tag = spec.image.tag();
     let observed = Observed::read(&engine, &spec.name, Some(&tag)).await?;
     let (resolved, notes) = resolve(&spec, &observed)?;
-    let desired = services::desired(&spec, &resolved);
+    let desired = desired::desired(&spec, &resolved);
     let plan = reconcile(&desired, &observed);
     if args.dry_run {
         println!("plan for cluster {} (dry run, nothing changed):", spec.name);
@@ -391,7 +388,7 @@ async fn up_on_engine(
         app_ui: first.map(|j| format!("http://127.0.0.1:{}", j.app_ui_port)),
         app_uis: first
             .map(|j| {
-                services::app_ui_ports(j.app_ui_port)
+                desired::app_ui_ports(j.app_ui_port)
                     .map(|p| format!("http://127.0.0.1:{p}"))
                     .collect()
             })
@@ -523,7 +520,7 @@ fn print_urls(urls: &Urls, master_url: &str) {
 }
 
 /// The optional services' (container, role) pairs of a desired cluster.
-pub(crate) fn extra_services(desired: &services::Desired) -> Vec<(String, String)> {
+pub(crate) fn extra_services(desired: &desired::Desired) -> Vec<(String, String)> {
     desired
         .extras
         .iter()
@@ -705,7 +702,7 @@ pub async fn collect_status<E: Engine>(engine: &E, cluster: &str) -> Result<Stat
         .collect();
     let image_ref = containers
         .iter()
-        .find_map(|c| c.labels.get(services::IMAGE_REF_LABEL).cloned());
+        .find_map(|c| c.labels.get(labels::IMAGE_REF).cloned());
     let master_running = observed.master().is_some_and(|m| m.is_running());
     let (master, measured) = tokio::join!(
         async {
@@ -739,24 +736,24 @@ pub async fn collect_status<E: Engine>(engine: &E, cluster: &str) -> Result<Stat
     let host = |port: u16| format!("http://127.0.0.1:{port}");
     let jupyter = observed.jupyter();
     let mut urls = Urls {
-        master_ui: label_port(observed.master(), services::UI_PORT_LABEL).map(host),
+        master_ui: label_port(observed.master(), labels::UI_PORT).map(host),
         jupyter: jupyter.and_then(|j| {
-            let port = label_port(Some(j), services::JUPYTER_PORT_LABEL)?;
-            let token = j.labels.get(services::TOKEN_LABEL)?;
+            let port = label_port(Some(j), labels::JUPYTER_PORT)?;
+            let token = j.labels.get(labels::TOKEN)?;
             Some(format!("{}/lab?token={token}", host(port)))
         }),
-        app_ui: label_port(jupyter, services::APP_UI_PORT_LABEL).map(host),
-        app_uis: label_port(jupyter, services::APP_UI_PORT_LABEL)
-            .map(|first| services::app_ui_ports(first).map(host).collect())
+        app_ui: label_port(jupyter, labels::APP_UI_PORT).map(host),
+        app_uis: label_port(jupyter, labels::APP_UI_PORT)
+            .map(|first| desired::app_ui_ports(first).map(host).collect())
             .unwrap_or_default(),
         history: label_port(
             observed.with_role(Role::History).next(),
-            services::SERVICE_PORT_LABEL,
+            labels::SERVICE_PORT,
         )
         .map(host),
         connect: label_port(
             observed.with_role(Role::Connect).next(),
-            services::SERVICE_PORT_LABEL,
+            labels::SERVICE_PORT,
         )
         .map(|p| format!("sc://localhost:{p}")),
         connect_client: None,
@@ -769,13 +766,13 @@ pub async fn collect_status<E: Engine>(engine: &E, cluster: &str) -> Result<Stat
         .map(|c| {
             let role = c.labels.get(labels::ROLE).cloned().unwrap_or_default();
             let url = match role.as_str() {
-                "jupyter" => label_port(Some(c), services::JUPYTER_PORT_LABEL).and_then(|port| {
-                    let token = c.labels.get(services::TOKEN_LABEL)?;
+                "jupyter" => label_port(Some(c), labels::JUPYTER_PORT).and_then(|port| {
+                    let token = c.labels.get(labels::TOKEN)?;
                     Some(format!("{}/lab?token={token}", host(port)))
                 }),
                 "history" => urls.history.clone(),
                 "connect" => urls.connect.clone(),
-                _ => label_port(Some(c), services::UI_PORT_LABEL).map(host),
+                _ => label_port(Some(c), labels::UI_PORT).map(host),
             };
             ContainerReport {
                 name: c.name.clone(),

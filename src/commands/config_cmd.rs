@@ -1,8 +1,8 @@
 //! `sparkbox config`: the settings `up` would use, resolved.
 
 use crate::cli::ConfigArgs;
-use crate::config::{Config, Settings};
 use crate::error::{Error, Result};
+use crate::settings::{Config, Settings};
 
 /// Prints the resolved settings as TOML (a file that reproduces them) or JSON.
 pub fn run(args: ConfigArgs, config: &Config) -> Result<()> {

@@ -1,16 +1,16 @@
 //! `sparkbox doctor`: what this machine offers against what a cluster needs,
 //! each finding with what to do about it.
 
-use crate::base;
 use crate::cli::DoctorArgs;
 use crate::commands::build::recipe_from;
 use crate::commands::lifecycle::cluster_lines;
-use crate::config::{Config, Settings};
 use crate::engine::{DockerEngine, Engine};
 use crate::error::{Error, Result};
-use crate::labels;
-use crate::ports;
-use crate::spec;
+use crate::image::base;
+use crate::model::labels;
+use crate::model::spec;
+use crate::plan::ports;
+use crate::settings::{Config, Settings};
 
 /// How serious a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,7 +190,7 @@ pub async fn run(args: DoctorArgs, config: &Config) -> Result<()> {
         .iter()
         .any(|c| c.labels.get(labels::ROLE).map(String::as_str) == Some("connect"));
     if settings.services.connect || connect_runs {
-        let entry = crate::versions::lookup(&settings.image.spark_version)?;
+        let entry = crate::image::versions::lookup(&settings.image.spark_version)?;
         findings.push(connect_client_finding(
             &args.python,
             entry.spark,

@@ -14,10 +14,10 @@ use tokio::sync::mpsc;
 use crate::cli::{ExecArgs, ShellArgs, SubmitArgs};
 use crate::engine::{ContainerState, DockerEngine, Engine, ExecChunk, ExecRequest};
 use crate::error::{Error, Result};
-use crate::labels;
-use crate::observe::Observed;
+use crate::model::labels;
+use crate::model::spec::{Names, Role};
+use crate::plan::observe::Observed;
 use crate::progress::Progress;
-use crate::spec::{Names, Role};
 
 /// Where `submit` puts the files it copies, inside the Jupyter container.
 const SUBMIT_PARENT: &str = "/tmp";
@@ -154,7 +154,7 @@ async fn find_container_state<E: Engine>(
 
 /// The uid and gid of `spark` in a container, from its host-user label.
 fn spark_owner(container: &ContainerState) -> (u64, u64) {
-    crate::services::host_user_of(&container.labels)
+    crate::model::labels::host_user_of(&container.labels)
         .map(|(u, g)| (u64::from(u), u64::from(g)))
         .unwrap_or((SPARK_UID, SPARK_UID))
 }

@@ -26,13 +26,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::cli::ImageArgs;
 use crate::commands::build::recipe_from;
-use crate::config::Config;
 use crate::engine::{ByteStream, DockerEngine, Engine, ImageInfo};
 use crate::error::{Error, Result};
+use crate::image::versions::Versions;
 use crate::image::{self, IMAGE_REPOSITORY};
-use crate::labels;
+use crate::model::labels;
 use crate::progress::Progress;
-use crate::versions::Versions;
+use crate::settings::Config;
 
 /// The name of the entry that carries the checksum record.
 pub const CHECKSUM_ENTRY: &str = "sparkbox-checksum.json";

@@ -8,16 +8,16 @@ use serde::Serialize;
 
 use crate::cli::{LsArgs, ScaleArgs, StartArgs, StopArgs};
 use crate::commands::cluster::{image_versions, label_port, parity_error};
-use crate::config::Config;
 use crate::engine::{ContainerState, DockerEngine, Engine};
 use crate::error::{Error, Result};
-use crate::labels;
-use crate::observe::Observed;
-use crate::parity;
+use crate::model::labels;
+use crate::model::spec::{self, Names};
+use crate::ops::parity;
+use crate::ops::wait;
+use crate::plan::desired;
+use crate::plan::observe::Observed;
 use crate::progress::Progress;
-use crate::services;
-use crate::spec::{self, Names};
-use crate::wait;
+use crate::settings::Config;
 
 /// One cluster in `ls`.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -61,8 +61,8 @@ pub fn cluster_lines(containers: &[ContainerState]) -> Vec<ClusterLine> {
                 _ => "partial",
             };
             let jupyter = role("jupyter").and_then(|j| {
-                let port = label_port(Some(j), services::JUPYTER_PORT_LABEL)?;
-                let token = j.labels.get(services::TOKEN_LABEL)?;
+                let port = label_port(Some(j), labels::JUPYTER_PORT)?;
+                let token = j.labels.get(labels::TOKEN)?;
                 Some(format!("http://127.0.0.1:{port}/lab?token={token}"))
             });
             ClusterLine {
@@ -74,7 +74,7 @@ pub fn cluster_lines(containers: &[ContainerState]) -> Vec<ClusterLine> {
                     .count(),
                 running,
                 containers: cs.len(),
-                master_ui: label_port(role("master"), services::UI_PORT_LABEL)
+                master_ui: label_port(role("master"), labels::UI_PORT)
                     .map(|p| format!("http://127.0.0.1:{p}")),
                 jupyter,
             }
@@ -181,7 +181,7 @@ pub async fn start(args: StartArgs, config: &Config, progress: &Progress) -> Res
     let image = observed
         .containers
         .iter()
-        .find_map(|c| c.labels.get(services::IMAGE_REF_LABEL).cloned())
+        .find_map(|c| c.labels.get(labels::IMAGE_REF).cloned())
         .ok_or_else(|| Error::InvalidInput(format!("cluster {cluster} has no image label — recreate it with `sparkbox down -n {cluster}` and `sparkbox up -n {cluster}`")))?;
     let reference = image_versions(&engine, &image).await?;
     let (jupyters, extras) = observed_drivers_and_services(&observed);
@@ -258,15 +258,15 @@ pub async fn scale(args: ScaleArgs, config: &Config, progress: &Progress) -> Res
             template.name, args.workers
         ))
     };
-    let cores: u32 = label(services::WORKER_CORES_LABEL)
+    let cores: u32 = label(labels::WORKER_CORES)
         .and_then(|v| v.parse().ok())
         .ok_or_else(missing)?;
-    let memory_mb: u64 = label(services::WORKER_MEMORY_LABEL)
+    let memory_mb: u64 = label(labels::WORKER_MEMORY)
         .and_then(|v| v.parse().ok())
         .ok_or_else(missing)?;
-    let image_tag = label(services::IMAGE_REF_LABEL).ok_or_else(missing)?;
-    let data_dir = label(services::DATA_DIR_LABEL).map(std::path::PathBuf::from);
-    let host_user = services::host_user_of(&template.labels);
+    let image_tag = label(labels::IMAGE_REF).ok_or_else(missing)?;
+    let data_dir = label(labels::DATA_DIR).map(std::path::PathBuf::from);
+    let host_user = labels::host_user_of(&template.labels);
     let timeout = config.timeout(args.timeout);
     let names = Names::new(cluster);
     let spec = spec::ClusterSpec {
@@ -276,8 +276,12 @@ pub async fn scale(args: ScaleArgs, config: &Config, progress: &Progress) -> Res
         worker_memory_mb: memory_mb,
         // Scaling never builds: the recipe is only a placeholder, and the
         // image the cluster really runs (from its labels) replaces its tag below.
-        image: crate::image::ImageRecipe::new(crate::versions::default_entry(), None, vec![])?,
-        bind_address: label(services::BIND_LABEL).unwrap_or_else(|| "127.0.0.1".into()),
+        image: crate::image::ImageRecipe::new(
+            crate::image::versions::default_entry(),
+            None,
+            vec![],
+        )?,
+        bind_address: label(labels::BIND).unwrap_or_else(|| "127.0.0.1".into()),
         master_ui_port: spec::PortChoice::Auto(spec::DEFAULT_MASTER_UI_PORT),
         jupyter_port: spec::PortChoice::Auto(spec::DEFAULT_JUPYTER_PORT),
         app_ui_port: spec::PortChoice::Auto(spec::DEFAULT_APP_UI_PORT),
@@ -295,11 +299,11 @@ pub async fn scale(args: ScaleArgs, config: &Config, progress: &Progress) -> Res
     // New workers authenticate with the master's secret, if it has one.
     resolved.secret = observed
         .master()
-        .and_then(|m| m.labels.get(services::SECRET_LABEL))
+        .and_then(|m| m.labels.get(labels::SECRET))
         .cloned();
     resolved.image_tag = image_tag.clone();
-    let desired = services::desired(&spec, &resolved);
-    let mut plan = crate::reconcile::reconcile(&desired, &observed);
+    let desired = desired::desired(&spec, &resolved);
+    let mut plan = crate::plan::reconcile::reconcile(&desired, &observed);
     // Only worker steps: scaling never touches anything else.
     plan.steps.retain(|step| match &step.action {
         crate::plan::Action::CreateContainer(c) => {
@@ -327,13 +331,13 @@ pub async fn scale(args: ScaleArgs, config: &Config, progress: &Progress) -> Res
         return Ok(());
     }
     let settings = crate::image::BuildSettings::default();
-    let ctx = crate::execute::Context {
+    let ctx = crate::plan::execute::Context {
         cluster,
         recipe: &spec.image,
         settings: &settings,
         timeout: spec.timeout,
     };
-    let deadline = crate::execute::execute(&engine, &plan, &ctx, progress).await?;
+    let deadline = crate::plan::execute::execute(&engine, &plan, &ctx, progress).await?;
     let (jupyters, extras) = observed_drivers_and_services(&observed);
     wait::wait_ready(
         &engine,
@@ -368,7 +372,7 @@ mod tests {
             labels: HashMap::from([
                 (labels::CLUSTER.to_string(), cluster.to_string()),
                 (labels::ROLE.to_string(), role.to_string()),
-                (services::UI_PORT_LABEL.to_string(), "8080".to_string()),
+                (labels::UI_PORT.to_string(), "8080".to_string()),
             ]),
             state: if running { "running" } else { "exited" }.to_string(),
             ..Default::default()

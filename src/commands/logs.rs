@@ -8,11 +8,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures_util::stream::{BoxStream, SelectAll, StreamExt};
 
 use crate::cli::LogsArgs;
-use crate::config::Config;
 use crate::engine::{ContainerState, DockerEngine, Engine};
 use crate::error::{Error, Result};
-use crate::labels;
+use crate::model::labels;
 use crate::progress::Progress;
+use crate::settings::Config;
 
 /// Parses "90s", "10m", "2h" or plain seconds into seconds.
 pub fn parse_age(text: &str) -> Result<i64> {

@@ -12,9 +12,9 @@ pub mod logs;
 pub mod roster;
 
 use crate::cli::{Cli, Command, ImageCommand};
-use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
+use crate::settings::Config;
 
 /// What to tell the user after Ctrl-C stopped `command`: the state it may
 /// have left, and the command that sets it right.
@@ -22,7 +22,7 @@ pub fn interrupt_hint(command: &Command, config: &Config) -> String {
     let name = |arg: &crate::cli::NameArg| {
         config
             .cluster_name(arg)
-            .unwrap_or_else(|_| crate::spec::DEFAULT_CLUSTER.to_string())
+            .unwrap_or_else(|_| crate::model::spec::DEFAULT_CLUSTER.to_string())
     };
     let partial = |cluster: String| {
         format!(

@@ -4,12 +4,11 @@
 use serde::Serialize;
 
 use crate::cli::RosterArgs;
-use crate::config::Config;
 use crate::engine::{ContainerState, DockerEngine, Engine};
 use crate::error::{Error, Result};
-use crate::labels;
-use crate::observe::Observed;
-use crate::services;
+use crate::model::labels;
+use crate::plan::observe::Observed;
+use crate::settings::Config;
 
 /// One line of the roster.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -39,18 +38,14 @@ pub fn seats(observed: &Observed, host: &str) -> Vec<Seat> {
 }
 
 fn seat(student: u32, c: &ContainerState, host: &str) -> Option<Seat> {
-    let port = c.labels.get(services::JUPYTER_PORT_LABEL)?;
-    let token = c.labels.get(services::TOKEN_LABEL)?.clone();
+    let port = c.labels.get(labels::JUPYTER_PORT)?;
+    let token = c.labels.get(labels::TOKEN)?.clone();
     Some(Seat {
         student,
         container: c.name.clone(),
         url: format!("http://{host}:{port}/lab?token={token}"),
         token,
-        notebooks_volume: c
-            .labels
-            .get(services::NOTEBOOKS_LABEL)
-            .cloned()
-            .unwrap_or_default(),
+        notebooks_volume: c.labels.get(labels::NOTEBOOKS).cloned().unwrap_or_default(),
         state: c.state.clone(),
     })
 }
@@ -112,7 +107,7 @@ pub async fn run(args: RosterArgs, config: &Config) -> Result<()> {
     };
     let bind = observed
         .jupyter()
-        .and_then(|j| j.labels.get(services::BIND_LABEL))
+        .and_then(|j| j.labels.get(labels::BIND))
         .map(String::as_str);
     let host = host_for(args.host.as_deref(), bind);
     let seats = seats(&observed, &host);
@@ -134,7 +129,7 @@ pub async fn run(args: RosterArgs, config: &Config) -> Result<()> {
         for s in &seats {
             println!("{:<8} {:<10} {}", s.student, s.state, s.url);
         }
-        if host == "127.0.0.1" && bind.is_some_and(|b| !crate::spec::is_loopback(b)) {
+        if host == "127.0.0.1" && bind.is_some_and(|b| !crate::model::spec::is_loopback(b)) {
             eprintln!("note: give students this machine's address instead of 127.0.0.1: `sparkbox roster --host ADDRESS`");
         }
     }
@@ -149,9 +144,9 @@ mod tests {
     fn jupyter(name: &str, index: Option<u32>, port: u16, token: &str) -> ContainerState {
         let mut l = HashMap::from([
             (labels::ROLE.to_string(), "jupyter".to_string()),
-            (services::JUPYTER_PORT_LABEL.to_string(), port.to_string()),
-            (services::TOKEN_LABEL.to_string(), token.to_string()),
-            (services::NOTEBOOKS_LABEL.to_string(), format!("{name}-nb")),
+            (labels::JUPYTER_PORT.to_string(), port.to_string()),
+            (labels::TOKEN.to_string(), token.to_string()),
+            (labels::NOTEBOOKS.to_string(), format!("{name}-nb")),
         ]);
         if let Some(i) = index {
             l.insert(labels::INDEX.to_string(), i.to_string());

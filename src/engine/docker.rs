@@ -24,7 +24,7 @@ use super::{
     ExecChunk, ExecRequest, ExecSession, ImageInfo, RunOutput,
 };
 use crate::error::{Error, Result};
-use crate::labels;
+use crate::model::labels;
 
 /// How long to wait for the engine's first answer before calling it unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use sparkbox::engine::{DockerEngine, Engine};
-use sparkbox::labels;
+use sparkbox::model::labels;
 
 /// Serialises image builds within one test binary.
 static BUILD_LOCK: Mutex<()> = Mutex::new(());

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::{ContainerState, Engine};
 use crate::error::{Error, Result};
-use crate::labels;
+use crate::model::labels;
 use crate::progress::Progress;
 
 /// The shortest readiness round (the waits themselves poll inside the containers).
@@ -18,7 +18,7 @@ const POLL: Duration = Duration::from_millis(250);
 const LOG_LINES: usize = 30;
 
 /// The probe script inside the image.
-pub const PROBE: &str = "/opt/sparkbox/bin/probe";
+pub const PROBE: &str = crate::model::contract::PROBE;
 
 /// A worker as the master's /json/ reports it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -116,14 +116,14 @@ pub async fn service_ready<E: Engine>(
     let out = engine
         .exec(
             container,
-            &["/opt/sparkbox/bin/healthcheck", "--wait", wait_s, role],
+            &[crate::model::contract::HEALTHCHECK, "--wait", wait_s, role],
         )
         .await?;
     if out.exit_code == USAGE_EXIT {
         // An image made before `--wait` existed (a cluster that `start` or
         // `scale` runs on the image it was made with): one check at a time.
         let out = engine
-            .exec(container, &["/opt/sparkbox/bin/healthcheck", role])
+            .exec(container, &[crate::model::contract::HEALTHCHECK, role])
             .await?;
         return Ok(out.exit_code == 0);
     }
@@ -178,7 +178,7 @@ pub async fn wait_master_listening<E: Engine>(
 ) -> Result<()> {
     progress.phase(&format!("waiting for {master} to listen"));
     let expected = [master.to_string()];
-    let port = crate::spec::MASTER_PORT.to_string();
+    let port = crate::model::spec::MASTER_PORT.to_string();
     loop {
         // One exec polls every 0.1 s inside the container for up to 2 s.
         let out = engine
@@ -226,7 +226,7 @@ pub struct ReadyTargets<'a> {
 pub async fn wait_ready<E: Engine>(
     engine: &E,
     cluster: &str,
-    names: &crate::spec::Names,
+    names: &crate::model::spec::Names,
     targets: ReadyTargets<'_>,
     deadline: Instant,
     progress: &Progress,

@@ -1,5 +1,11 @@
 //! A plan: the list of engine calls `up` will make, each with its cause.
 
+pub mod desired;
+pub mod execute;
+pub mod observe;
+pub mod ports;
+pub mod reconcile;
+
 use std::fmt;
 
 use crate::engine::ContainerSpec;

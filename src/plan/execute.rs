@@ -11,11 +11,11 @@ use futures_util::future::try_join_all;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::image::{self, BuildSettings, ImageRecipe};
+use crate::model::spec::Names;
+use crate::ops::wait;
+use crate::plan::desired;
 use crate::plan::{Action, Plan, Stage, Step};
 use crate::progress::Progress;
-use crate::services;
-use crate::spec::Names;
-use crate::wait;
 
 /// What execution needs besides the plan.
 pub struct Context<'a> {
@@ -42,12 +42,12 @@ async fn run_step<E: Engine>(
         }
         Action::CreateNetwork(name) => {
             engine
-                .create_network(name, services::cluster_labels(ctx.cluster))
+                .create_network(name, desired::cluster_labels(ctx.cluster))
                 .await?
         }
         Action::CreateVolume(name) => {
             engine
-                .create_volume(name, services::cluster_labels(ctx.cluster))
+                .create_volume(name, desired::cluster_labels(ctx.cluster))
                 .await?
         }
         Action::RemoveContainer(name) => engine.remove_container(name).await?,

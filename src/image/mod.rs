@@ -1,17 +1,19 @@
 //! The jupyter-spark image: its recipe, content-hash tag, in-memory build
 //! context, the build itself, and the proof of what it contains.
 
+pub mod base;
+pub mod versions;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::base;
 use crate::engine::{BuildEvent, BuildRequest, Engine};
 use crate::error::{Error, Result};
-use crate::labels;
+use crate::image::versions::{VersionEntry, Versions};
+use crate::model::labels;
 use crate::progress::Progress;
-use crate::versions::{self, VersionEntry, Versions};
 
 /// A file of images/jupyter-spark, embedded into the binary.
 pub struct EmbeddedFile {
@@ -32,7 +34,7 @@ pub const IMAGE_REPOSITORY: &str = "sparkbox/jupyter-spark";
 pub const CA_FILE_IN_CONTEXT: &str = "sparkbox-ca.crt";
 
 /// Where the image keeps its measured versions.
-pub const VERSIONS_FILE: &str = "/opt/sparkbox/versions.json";
+pub const VERSIONS_FILE: &str = crate::model::contract::VERSIONS_FILE;
 
 /// Proxy variables the builder treats as predefined (and keeps out of history).
 const PROXY_VARIABLES: [&str; 10] = [
@@ -472,7 +474,7 @@ pub fn human_size(bytes: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::versions::MATRIX;
+    use crate::image::versions::MATRIX;
 
     fn recipe(extra: Vec<&str>) -> ImageRecipe {
         ImageRecipe::new(

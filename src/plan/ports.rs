@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::net::TcpListener;
 
 use crate::error::{Error, Result};
-use crate::spec::PortChoice;
+use crate::model::spec::PortChoice;
 
 /// How many ports above a default are tried before giving up.
 const SEARCH_SPAN: u16 = 200;

@@ -118,7 +118,7 @@ pub struct ClusterSpec {
     /// A fixed Jupyter token (None: random, kept for the cluster's life).
     pub jupyter_token: Option<String>,
     /// Per-application defaults.
-    pub apps: crate::config::AppSettings,
+    pub apps: AppSettings,
     /// Named volume holding the notebooks.
     pub notebooks_volume: String,
     /// Host directory mounted at /data in every container.
@@ -133,6 +133,17 @@ pub struct ClusterSpec {
     /// Jupyter servers for a classroom, one per student (0: one Jupyter,
     /// named `<cluster>-jupyter`).
     pub students: u32,
+}
+
+/// Per-application defaults.
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Default)]
+pub struct AppSettings {
+    /// Cores an application gets unless it asks (None: all free cores, Spark's default).
+    pub cores: Option<u32>,
+    /// Executor memory in MiB (None: Spark's default, 1g).
+    pub executor_memory_mb: Option<u64>,
+    /// Other spark-defaults for the drivers.
+    pub conf: std::collections::BTreeMap<String, String>,
 }
 
 /// Most students one cluster may serve.

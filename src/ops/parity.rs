@@ -7,10 +7,10 @@ use futures_util::future::join_all;
 use serde::Serialize;
 
 use crate::engine::Engine;
-use crate::versions::Versions;
+use crate::image::versions::Versions;
 
 /// The command that measures versions inside a container (fast: no JVM).
-pub const MEASURE_COMMAND: [&str; 1] = ["/opt/sparkbox/bin/measure-versions"];
+pub const MEASURE_COMMAND: [&str; 1] = [crate::model::contract::MEASURE_VERSIONS];
 
 /// What one container reported.
 #[derive(Debug, Clone)]

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use crate::engine::{ContainerState, Engine};
 use crate::error::Result;
-use crate::labels;
-use crate::spec::Role;
+use crate::model::labels;
+use crate::model::spec::Role;
 
 /// What the engine holds for one cluster.
 #[derive(Debug, Clone, Default)]

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::{ClusterArgs, NameArg};
 use crate::error::{Error, Result};
-use crate::spec;
+use crate::model::spec;
 
 /// The file looked for in the current directory when `-f` is not given.
 pub const DEFAULT_FILE: &str = "sparkbox.toml";
@@ -254,12 +254,12 @@ impl Config {
                 .spark_version
                 .clone()
                 .or_else(|| f.spark_version.clone())
-                .unwrap_or_else(|| crate::versions::default_entry().spark.to_string()),
+                .unwrap_or_else(|| crate::image::versions::default_entry().spark.to_string()),
             base_image: args
                 .base_image
                 .clone()
                 .or_else(|| f.base_image.clone())
-                .unwrap_or_else(|| crate::base::DEFAULT_BASE_IMAGE.to_string()),
+                .unwrap_or_else(|| crate::image::base::DEFAULT_BASE_IMAGE.to_string()),
             debian_mirror: args
                 .debian_mirror
                 .clone()
@@ -341,16 +341,7 @@ pub struct PortSettings {
     pub connect: PortSetting,
 }
 
-/// Per-application defaults.
-#[derive(Debug, Clone, Serialize, PartialEq, Default)]
-pub struct AppSettings {
-    /// Cores an application gets unless it asks (None: all free cores, Spark's default).
-    pub cores: Option<u32>,
-    /// Executor memory in MiB (None: Spark's default, 1g).
-    pub executor_memory_mb: Option<u64>,
-    /// Other spark-defaults for the drivers.
-    pub conf: BTreeMap<String, String>,
-}
+pub use crate::model::spec::AppSettings;
 
 /// Volumes and mounts.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -459,7 +450,7 @@ impl Settings {
         let timeout = config.timeout(args.timeout);
         let mut image = config.image_settings(&args.image);
         // "3.5" means the newest supported 3.5 release: print what will run.
-        image.spark_version = crate::versions::lookup(&image.spark_version)
+        image.spark_version = crate::image::versions::lookup(&image.spark_version)
             .map_err(|e| match &args.image.spark_version {
                 Some(_) => e,
                 None => in_file("image", "spark_version", e),

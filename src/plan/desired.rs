@@ -6,43 +6,10 @@ use std::collections::{BTreeMap, HashMap};
 use sha2::{Digest, Sha256};
 
 use crate::engine::{ContainerSpec, PortPublish};
-use crate::labels;
-use crate::spec::{self, ClusterSpec, Names, Role};
+use crate::model::contract;
+use crate::model::labels;
+use crate::model::spec::{self, ClusterSpec, Names, Role};
 
-/// Label carrying the Jupyter token, so a later `up` or `status` can reuse it.
-pub const TOKEN_LABEL: &str = "io.sparkbox.jupyter-token";
-/// Label with the image reference a container runs.
-pub const IMAGE_REF_LABEL: &str = "io.sparkbox.image-ref";
-/// Label with a master's or worker's UI port (host and container alike).
-pub const UI_PORT_LABEL: &str = "io.sparkbox.ui-port";
-/// Label with Jupyter's host port.
-pub const JUPYTER_PORT_LABEL: &str = "io.sparkbox.jupyter-port";
-/// Label with the application UI port.
-pub const APP_UI_PORT_LABEL: &str = "io.sparkbox.app-ui-port";
-/// Label with a worker's cores (so `scale` can add identical workers).
-pub const WORKER_CORES_LABEL: &str = "io.sparkbox.worker-cores";
-/// Label with a worker's memory in MiB.
-pub const WORKER_MEMORY_LABEL: &str = "io.sparkbox.worker-memory-mb";
-/// Label with the host data directory mounted at /data (so `scale` adds
-/// workers that see it too).
-pub const DATA_DIR_LABEL: &str = "io.sparkbox.data-dir";
-/// Label with the "uid:gid" the containers' `spark` user runs as.
-pub const HOST_USER_LABEL: &str = "io.sparkbox.host-user";
-/// The (uid, gid) a container's host-user label holds ("uid:gid").
-pub fn host_user_of(labels: &HashMap<String, String>) -> Option<(u32, u32)> {
-    let (u, g) = labels.get(HOST_USER_LABEL)?.split_once(':')?;
-    Some((u.parse().ok()?, g.parse().ok()?))
-}
-
-/// Label with the bind address the cluster's ports are published on.
-pub const BIND_LABEL: &str = "io.sparkbox.bind";
-/// Label (on the master) with the Spark RPC authentication secret, set when
-/// ports are published beyond this machine.
-pub const SECRET_LABEL: &str = "io.sparkbox.rpc-secret";
-/// Label with a Jupyter server's notebooks volume.
-pub const NOTEBOOKS_LABEL: &str = "io.sparkbox.notebooks-volume";
-/// Label with the history server's or Spark Connect server's host port.
-pub const SERVICE_PORT_LABEL: &str = "io.sparkbox.service-port";
 /// Where notebooks live inside the Jupyter container.
 pub const NOTEBOOKS_DIR: &str = "/home/spark/notebooks";
 
@@ -131,24 +98,24 @@ fn hash_of(parts: &[&str]) -> String {
 fn base_spec(spec: &ClusterSpec, resolved: &Resolved, role: Role, name: String) -> ContainerSpec {
     let mut labels = cluster_labels(&spec.name);
     labels.insert(labels::ROLE.to_string(), role.as_str().to_string());
-    labels.insert(IMAGE_REF_LABEL.to_string(), resolved.image_tag.clone());
+    labels.insert(labels::IMAGE_REF.to_string(), resolved.image_tag.clone());
     // The same host directory at the same path everywhere: a file the driver
     // reads is there for the executors too.
     let mut binds = Vec::new();
     if let Some(dir) = &spec.data_dir {
         binds.push(format!("{}:{}", dir.display(), spec::DATA_DIR));
-        labels.insert(DATA_DIR_LABEL.to_string(), dir.display().to_string());
+        labels.insert(labels::DATA_DIR.to_string(), dir.display().to_string());
     }
-    labels.insert(BIND_LABEL.to_string(), spec.bind_address.clone());
+    labels.insert(labels::BIND.to_string(), spec.bind_address.clone());
     // Started as root only so the entrypoint can give `spark` the host user's
     // uid and gid; the role itself runs as `spark`.
     // HOME as for `spark` (the engine would set root's): exec sessions — a
     // notebook run headless, a shell — find spark's IPython profile.
     let mut env = vec![("HOME".to_string(), "/home/spark".to_string())];
     if let Some((uid, gid)) = spec.host_user {
-        env.push(("SPARKBOX_UID".to_string(), uid.to_string()));
-        env.push(("SPARKBOX_GID".to_string(), gid.to_string()));
-        labels.insert(HOST_USER_LABEL.to_string(), format!("{uid}:{gid}"));
+        env.push((contract::ENV_UID.to_string(), uid.to_string()));
+        env.push((contract::ENV_GID.to_string(), gid.to_string()));
+        labels.insert(labels::HOST_USER.to_string(), format!("{uid}:{gid}"));
     }
     ContainerSpec {
         binds,
@@ -160,7 +127,7 @@ fn base_spec(spec: &ClusterSpec, resolved: &Resolved, role: Role, name: String) 
         labels,
         network: Names::new(&spec.name).network(),
         healthcheck: Some(vec![
-            "/opt/sparkbox/bin/healthcheck".to_string(),
+            contract::HEALTHCHECK.to_string(),
             role.as_str().to_string(),
         ]),
         ..Default::default()
@@ -198,7 +165,7 @@ pub fn desired(spec: &ClusterSpec, resolved: &Resolved) -> Desired {
     master.env.extend([
         public_dns.clone(),
         (
-            "SPARKBOX_UI_PORT".into(),
+            contract::ENV_UI_PORT.into(),
             resolved.master_ui_port.to_string(),
         ),
     ]);
@@ -221,7 +188,7 @@ pub fn desired(spec: &ClusterSpec, resolved: &Resolved) -> Desired {
             .push(("SPARK_MASTER_OPTS".into(), master_opts.trim().to_string()));
     }
     if let Some(secret) = &resolved.secret {
-        master.labels.insert(SECRET_LABEL.into(), secret.clone());
+        master.labels.insert(labels::SECRET.into(), secret.clone());
     }
     master.ports = vec![publish(
         spec,
@@ -230,7 +197,7 @@ pub fn desired(spec: &ClusterSpec, resolved: &Resolved) -> Desired {
     )];
     master
         .labels
-        .insert(UI_PORT_LABEL.into(), resolved.master_ui_port.to_string());
+        .insert(labels::UI_PORT.into(), resolved.master_ui_port.to_string());
     let data = spec
         .data_dir
         .as_ref()
@@ -272,16 +239,16 @@ pub fn desired(spec: &ClusterSpec, resolved: &Resolved) -> Desired {
         let mut w = base_spec(spec, resolved, Role::Worker, names.worker(n));
         w.env.extend([
             public_dns.clone(),
-            ("SPARKBOX_MASTER_URL".into(), master_url.clone()),
+            (contract::ENV_MASTER_URL.into(), master_url.clone()),
             (
-                "SPARKBOX_WORKER_CORES".into(),
+                contract::ENV_WORKER_CORES.into(),
                 spec.worker_cores.to_string(),
             ),
-            ("SPARKBOX_WORKER_MEMORY".into(), memory.clone()),
-            ("SPARKBOX_UI_PORT".into(), ui_port.to_string()),
+            (contract::ENV_WORKER_MEMORY.into(), memory.clone()),
+            (contract::ENV_UI_PORT.into(), ui_port.to_string()),
             // The worker daemon starts once the master accepts connections
             // (the entrypoint waits), so the container may start with it.
-            ("SPARKBOX_WAIT_FOR_MASTER".into(), "1".into()),
+            (contract::ENV_WAIT_FOR_MASTER.into(), "1".into()),
         ]);
         if resolved.secret.is_some() {
             w.env.push((
@@ -297,11 +264,11 @@ pub fn desired(spec: &ClusterSpec, resolved: &Resolved) -> Desired {
         // runaway job is stopped by its own container, not by the host.
         w.memory_bytes = Some(worker_memory_limit_mb(spec.worker_memory_mb) as i64 * 1024 * 1024);
         w.labels.insert(labels::INDEX.into(), n.to_string());
-        w.labels.insert(UI_PORT_LABEL.into(), ui_port.to_string());
+        w.labels.insert(labels::UI_PORT.into(), ui_port.to_string());
         w.labels
-            .insert(WORKER_CORES_LABEL.into(), spec.worker_cores.to_string());
+            .insert(labels::WORKER_CORES.into(), spec.worker_cores.to_string());
         w.labels.insert(
-            WORKER_MEMORY_LABEL.into(),
+            labels::WORKER_MEMORY.into(),
             spec.worker_memory_mb.to_string(),
         );
         w.labels
@@ -322,11 +289,14 @@ pub fn desired(spec: &ClusterSpec, resolved: &Resolved) -> Desired {
         let mut jupyter = base_spec(spec, resolved, Role::Jupyter, name);
         jupyter.env.extend([
             public_dns.clone(),
-            ("SPARKBOX_MASTER_URL".into(), master_url.clone()),
-            ("SPARKBOX_JUPYTER_TOKEN".into(), slot.token.clone()),
-            ("SPARKBOX_APP_UI_PORT".into(), slot.app_ui_port.to_string()),
-            ("SPARKBOX_CLUSTER".into(), spec.name.clone()),
-            ("SPARKBOX_SPARK_CONF".into(), app_conf.clone()),
+            (contract::ENV_MASTER_URL.into(), master_url.clone()),
+            (contract::ENV_JUPYTER_TOKEN.into(), slot.token.clone()),
+            (
+                contract::ENV_APP_UI_PORT.into(),
+                slot.app_ui_port.to_string(),
+            ),
+            (contract::ENV_CLUSTER.into(), spec.name.clone()),
+            (contract::ENV_SPARK_CONF.into(), app_conf.clone()),
         ]);
         jupyter.ports = vec![publish(spec, slot.port, spec::JUPYTER_CONTAINER_PORT)];
         // Several drivers (notebooks, submits) at once: the first takes
@@ -352,16 +322,16 @@ pub fn desired(spec: &ClusterSpec, resolved: &Resolved) -> Desired {
         }
         jupyter
             .labels
-            .insert(TOKEN_LABEL.into(), slot.token.clone());
+            .insert(labels::TOKEN.into(), slot.token.clone());
         jupyter
             .labels
-            .insert(JUPYTER_PORT_LABEL.into(), slot.port.to_string());
+            .insert(labels::JUPYTER_PORT.into(), slot.port.to_string());
         jupyter
             .labels
-            .insert(APP_UI_PORT_LABEL.into(), slot.app_ui_port.to_string());
+            .insert(labels::APP_UI_PORT.into(), slot.app_ui_port.to_string());
         jupyter
             .labels
-            .insert(NOTEBOOKS_LABEL.into(), slot.notebooks_volume.clone());
+            .insert(labels::NOTEBOOKS.into(), slot.notebooks_volume.clone());
         let jupyter_hash = hash_of(&[
             "jupyter",
             tag,
@@ -389,12 +359,16 @@ pub fn desired(spec: &ClusterSpec, resolved: &Resolved) -> Desired {
         let mut h = base_spec(spec, resolved, Role::History, names.history());
         h.env.extend([
             public_dns.clone(),
-            ("SPARKBOX_UI_PORT".into(), port.to_string()),
-            ("SPARKBOX_EVENTS_DIR".into(), spec::EVENTS_DIR.to_string()),
+            (contract::ENV_UI_PORT.into(), port.to_string()),
+            (
+                contract::ENV_EVENTS_DIR.into(),
+                spec::EVENTS_DIR.to_string(),
+            ),
         ]);
         h.ports = vec![publish(spec, port, port)];
         h.binds.push(events_bind.clone());
-        h.labels.insert(SERVICE_PORT_LABEL.into(), port.to_string());
+        h.labels
+            .insert(labels::SERVICE_PORT.into(), port.to_string());
         extras.push(h);
     }
     if let (Some(_), Some(port)) = (spec.connect, resolved.connect_port) {
@@ -413,13 +387,13 @@ pub fn desired(spec: &ClusterSpec, resolved: &Resolved) -> Desired {
         }
         c.env.extend([
             public_dns,
-            ("SPARKBOX_MASTER_URL".into(), master_url.clone()),
-            ("SPARKBOX_CLUSTER".into(), spec.name.clone()),
+            (contract::ENV_MASTER_URL.into(), master_url.clone()),
+            (contract::ENV_CLUSTER.into(), spec.name.clone()),
             (
-                "SPARKBOX_CONNECT_PORT".into(),
+                contract::ENV_CONNECT_PORT.into(),
                 spec::CONNECT_CONTAINER_PORT.to_string(),
             ),
-            ("SPARKBOX_SPARK_CONF".into(), conf),
+            (contract::ENV_SPARK_CONF.into(), conf),
         ]);
         // Spark Connect has no authentication of its own: it stays on this
         // machine even when --bind opens the other ports.
@@ -431,7 +405,8 @@ pub fn desired(spec: &ClusterSpec, resolved: &Resolved) -> Desired {
         if spec.history.is_some() {
             c.binds.push(events_bind);
         }
-        c.labels.insert(SERVICE_PORT_LABEL.into(), port.to_string());
+        c.labels
+            .insert(labels::SERVICE_PORT.into(), port.to_string());
         extras.push(c);
     }
     for extra in &mut extras {
@@ -578,9 +553,9 @@ pub fn new_token() -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::image::versions::MATRIX;
     use crate::image::ImageRecipe;
-    use crate::spec::PortChoice;
-    use crate::versions::MATRIX;
+    use crate::model::spec::PortChoice;
     use std::time::Duration;
 
     pub(crate) fn sample_spec(workers: u32) -> ClusterSpec {
@@ -647,7 +622,7 @@ pub(crate) mod tests {
             Some("2")
         );
         assert_eq!(
-            d.jupyters[0].labels.get(TOKEN_LABEL).map(String::as_str),
+            d.jupyters[0].labels.get(labels::TOKEN).map(String::as_str),
             Some("t0k")
         );
         assert!(d.jupyters[0].ports.iter().all(|p| p.host_ip == "127.0.0.1"));
@@ -661,13 +636,13 @@ pub(crate) mod tests {
             Some((1024 + WORKER_OVERHEAD_MB as i64) * 1024 * 1024)
         );
         assert!(d.workers.values().all(|w| w.env.contains(&(
-            "SPARKBOX_MASTER_URL".into(),
+            contract::ENV_MASTER_URL.into(),
             "spark://demo-master:7077".into()
         ))));
         // Workers start with the master; their daemons wait inside for it.
         assert!(d.workers.values().all(|w| w
             .env
-            .contains(&("SPARKBOX_WAIT_FOR_MASTER".into(), "1".into()))));
+            .contains(&(contract::ENV_WAIT_FOR_MASTER.into(), "1".into()))));
         // The master first on the CPU, Jupyter last, the workers (and their
         // executors) in between.
         assert_eq!(d.master.cpu_shares, Some(4096));
@@ -694,7 +669,7 @@ pub(crate) mod tests {
             "-Dspark.deploy.defaultCores=1".into()
         )));
         assert!(d.jupyters[0].env.contains(&(
-            "SPARKBOX_SPARK_CONF".into(),
+            contract::ENV_SPARK_CONF.into(),
             "spark.cores.max=1\nspark.executor.memory=512m\nspark.sql.shuffle.partitions=8".into()
         )));
         // Every container starts as root only to take the host user's uid.
@@ -703,8 +678,8 @@ pub(crate) mod tests {
         let d = desired(&owned, &sample_resolved(2));
         for c in [&d.master, &d.jupyters[0], &d.workers[&1]] {
             assert_eq!(c.user.as_deref(), Some("root"));
-            assert!(c.env.contains(&("SPARKBOX_UID".into(), "4242".into())));
-            assert!(c.env.contains(&("SPARKBOX_GID".into(), "4243".into())));
+            assert!(c.env.contains(&(contract::ENV_UID.into(), "4242".into())));
+            assert!(c.env.contains(&(contract::ENV_GID.into(), "4243".into())));
         }
         // Changing app defaults recreates master and Jupyter, never the workers.
         let plain = desired(&sample_spec(2), &sample_resolved(2));
@@ -750,7 +725,7 @@ pub(crate) mod tests {
             hash(&d.master)
         );
         assert!(d.jupyters[0].env.contains(&(
-            "SPARKBOX_SPARK_CONF".into(),
+            contract::ENV_SPARK_CONF.into(),
             "spark.cores.max=2\nspark.executor.memory=2g".into()
         )));
         // Four consecutive app UI ports, each published as itself.
@@ -790,7 +765,7 @@ pub(crate) mod tests {
         let conf = |c: &ContainerSpec| {
             c.env
                 .iter()
-                .find(|(k, _)| k == "SPARKBOX_SPARK_CONF")
+                .find(|(k, _)| k == contract::ENV_SPARK_CONF)
                 .map(|(_, v)| v.clone())
                 .unwrap_or_default()
         };
@@ -836,12 +811,12 @@ pub(crate) mod tests {
             assert_eq!(j.labels.get(labels::INDEX), Some(&n));
             assert!(j
                 .env
-                .contains(&("SPARKBOX_JUPYTER_TOKEN".into(), format!("token-{n}"))));
+                .contains(&(contract::ENV_JUPYTER_TOKEN.into(), format!("token-{n}"))));
             // Every driver authenticates to the master with the secret.
             let conf = j
                 .env
                 .iter()
-                .find(|(k, _)| k == "SPARKBOX_SPARK_CONF")
+                .find(|(k, _)| k == contract::ENV_SPARK_CONF)
                 .map(|(_, v)| v.as_str())
                 .unwrap_or_default();
             assert!(conf.contains("spark.authenticate=true"), "{conf}");
@@ -857,7 +832,7 @@ pub(crate) mod tests {
         assert!(opts(&d.master, "SPARK_MASTER_OPTS").contains("-Dspark.authenticate.secret=s3cret"));
         assert!(opts(&d.workers[&1], "SPARK_WORKER_OPTS").contains("-Dspark.authenticate=true"));
         assert_eq!(
-            d.master.labels.get(SECRET_LABEL).map(String::as_str),
+            d.master.labels.get(labels::SECRET).map(String::as_str),
             Some("s3cret")
         );
     }

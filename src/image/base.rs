@@ -9,7 +9,7 @@ use tokio::process::Command;
 
 use crate::engine::{ByteStream, Engine};
 use crate::error::{Error, Result};
-use crate::labels;
+use crate::model::labels;
 use crate::progress::Progress;
 
 /// The default base image: Debian bookworm, slim.

@@ -1,10 +1,10 @@
 //! The pure heart of `up`: desired state × observed state → plan. No I/O.
 
 use crate::engine::{ContainerSpec, ContainerState};
-use crate::labels;
-use crate::observe::Observed;
+use crate::model::labels;
+use crate::plan::desired::Desired;
+use crate::plan::observe::Observed;
 use crate::plan::{Action, Cause, Plan, Stage, Step};
-use crate::services::Desired;
 
 fn hash(labels_map: &std::collections::HashMap<String, String>) -> Option<&str> {
     labels_map.get(labels::CONFIG_HASH).map(String::as_str)
@@ -169,8 +169,8 @@ pub fn reconcile(desired: &Desired, observed: &Observed) -> Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::services::desired;
-    use crate::services::tests::{sample_resolved, sample_spec};
+    use crate::plan::desired::desired;
+    use crate::plan::desired::tests::{sample_resolved, sample_spec};
     use std::collections::HashMap;
 
     fn running(spec: &ContainerSpec) -> ContainerState {
@@ -285,8 +285,8 @@ mod tests {
     #[test]
     fn optional_services_come_last_and_go_when_not_asked_for() {
         let mut spec = sample_spec(1);
-        spec.history = Some(crate::spec::PortChoice::Auto(18080));
-        spec.connect = Some(crate::spec::PortChoice::Auto(15002));
+        spec.history = Some(crate::model::spec::PortChoice::Auto(18080));
+        spec.connect = Some(crate::model::spec::PortChoice::Auto(15002));
         let mut resolved = sample_resolved(1);
         resolved.history_port = Some(18080);
         resolved.connect_port = Some(15002);

@@ -1,0 +1,67 @@
+//! Label keys and object names: labels are sparkbox's only record of what it
+//! made, so every container, network, volume and image it creates carries them.
+
+use std::collections::HashMap;
+
+/// The cluster an object belongs to.
+pub const CLUSTER: &str = "io.sparkbox.cluster";
+/// The role of a container: master, worker, jupyter.
+pub const ROLE: &str = "io.sparkbox.role";
+/// The worker number (1-based) of a worker container.
+pub const INDEX: &str = "io.sparkbox.index";
+/// Hash of a service's configuration, leaving the replica count out.
+pub const CONFIG_HASH: &str = "io.sparkbox.config-hash";
+/// Marks images built by sparkbox ("jupyter-spark") or made by it ("base").
+pub const IMAGE: &str = "io.sparkbox.image";
+/// Content hash of everything that shapes the jupyter-spark image.
+pub const IMAGE_HASH: &str = "io.sparkbox.image-hash";
+/// All measured versions of an image as one JSON object.
+pub const VERSIONS: &str = "io.sparkbox.versions";
+/// Prefix of the per-component version labels (io.sparkbox.version.spark …).
+pub const VERSION_PREFIX: &str = "io.sparkbox.version.";
+/// Marks throwaway containers (version probes) so a crash leaves them findable.
+pub const TEMPORARY: &str = "io.sparkbox.temporary";
+
+/// Label carrying the Jupyter token, so a later `up` or `status` can reuse it.
+pub const TOKEN: &str = "io.sparkbox.jupyter-token";
+/// Label with the image reference a container runs.
+pub const IMAGE_REF: &str = "io.sparkbox.image-ref";
+/// Label with a master's or worker's UI port (host and container alike).
+pub const UI_PORT: &str = "io.sparkbox.ui-port";
+/// Label with Jupyter's host port.
+pub const JUPYTER_PORT: &str = "io.sparkbox.jupyter-port";
+/// Label with the application UI port.
+pub const APP_UI_PORT: &str = "io.sparkbox.app-ui-port";
+/// Label with a worker's cores (so `scale` can add identical workers).
+pub const WORKER_CORES: &str = "io.sparkbox.worker-cores";
+/// Label with a worker's memory in MiB.
+pub const WORKER_MEMORY: &str = "io.sparkbox.worker-memory-mb";
+/// Label with the host data directory mounted at /data (so `scale` adds
+/// workers that see it too).
+pub const DATA_DIR: &str = "io.sparkbox.data-dir";
+/// Label with the "uid:gid" the containers' `spark` user runs as.
+pub const HOST_USER: &str = "io.sparkbox.host-user";
+/// The (uid, gid) a container's host-user label holds ("uid:gid").
+pub fn host_user_of(labels: &HashMap<String, String>) -> Option<(u32, u32)> {
+    let (u, g) = labels.get(HOST_USER)?.split_once(':')?;
+    Some((u.parse().ok()?, g.parse().ok()?))
+}
+
+/// Label with the bind address the cluster's ports are published on.
+pub const BIND: &str = "io.sparkbox.bind";
+/// Label (on the master) with the Spark RPC authentication secret, set when
+/// ports are published beyond this machine.
+pub const SECRET: &str = "io.sparkbox.rpc-secret";
+/// Label with a Jupyter server's notebooks volume.
+pub const NOTEBOOKS: &str = "io.sparkbox.notebooks-volume";
+/// Label with the history server's or Spark Connect server's host port.
+pub const SERVICE_PORT: &str = "io.sparkbox.service-port";
+/// A short random suffix for throwaway object names.
+pub fn random_suffix() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{:x}{:x}", std::process::id(), nanos & 0xff_ffff)
+}

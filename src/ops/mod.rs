@@ -1,0 +1,5 @@
+//! What commands share: bringing a cluster up, readiness and parity, status,
+//! URLs. Each operation takes the engine it works on; none connects to one.
+
+pub mod parity;
+pub mod wait;

@@ -59,6 +59,20 @@ pub enum Error {
     #[error("the Docker engine refused to {action}: {detail}")]
     Engine { action: String, detail: String },
 
+    /// The engine no longer has the object (its 404): removed behind
+    /// sparkbox's back, e.g. by `docker rm` while a command ran.
+    #[error("{object} is gone from the Docker engine (while trying to {action}) — run the command again; `sparkbox status` shows what is left")]
+    Gone { action: String, object: String },
+
+    /// The engine already has an object of that name (its 409) that
+    /// sparkbox did not expect: made outside sparkbox, or by another run.
+    #[error("the Docker engine already has {name} (while trying to {action}): {detail} — if it is not sparkbox's, remove or rename it (`docker rm -f {name}`); if another sparkbox made it, `sparkbox up` again adopts the cluster as it is")]
+    NameConflict {
+        action: String,
+        name: String,
+        detail: String,
+    },
+
     /// A readiness deadline passed.
     #[error("{0}")]
     NotReady(String),
@@ -104,6 +118,7 @@ impl Error {
             Error::ParityMismatch(_) => 8,
             Error::PortTaken(_) => 9,
             Error::Engine { .. } | Error::Io(_) => 1,
+            Error::Gone { .. } | Error::NameConflict { .. } => 1,
             Error::Interrupted(_) => 130,
             Error::CommandExit(code) => (*code).clamp(1, 255) as u8,
         }

@@ -933,4 +933,53 @@ mod tests {
         s2.ports = s.ports.clone();
         assert_eq!(s, s2);
     }
+
+    #[test]
+    fn the_existing_cluster_is_kept_unless_a_flag_or_the_file_says_otherwise() {
+        let recorded = Recorded {
+            workers: Some(3),
+            cores: Some(2),
+            memory_mb: Some(1536),
+            spark_version: Some("3.5.9".into()),
+            python_packages: Some(vec!["tabulate==0.9.0".into()]),
+            data: Some(PathBuf::from("/srv/made-with")),
+            bind: Some("0.0.0.0".into()),
+            history: Some(true),
+            students: Some(2),
+            notebooks: Some("kept-notebooks".into()),
+            ..Default::default()
+        };
+        let bare = Config::default();
+        let healed =
+            Settings::resolve_over(&bare, &ClusterArgs::default(), Some(&recorded)).expect("valid");
+        assert_eq!((healed.workers, healed.cores, healed.memory_mb), (3, 2, 1536));
+        assert_eq!(healed.image.spark_version, "3.5.9");
+        assert_eq!(healed.image.python_packages, vec!["tabulate==0.9.0".to_string()]);
+        assert_eq!(healed.volumes.data, Some(PathBuf::from("/srv/made-with")));
+        assert_eq!(healed.volumes.notebooks, "kept-notebooks");
+        assert_eq!((healed.bind.as_str(), healed.students), ("0.0.0.0", 2));
+        assert!(healed.services.history);
+        // A flag wins over the record, and so does the file.
+        let flagged = Settings::resolve_over(
+            &bare,
+            &ClusterArgs {
+                workers: Some(1),
+                data: Some(PathBuf::from("/srv/new")),
+                ..Default::default()
+            },
+            Some(&recorded),
+        )
+        .expect("valid");
+        assert_eq!(flagged.workers, 1);
+        assert_eq!(flagged.volumes.data, Some(PathBuf::from("/srv/new")));
+        let file = config("[cluster]\nworkers = 4\nhistory = false\n").expect("parses");
+        let from_file =
+            Settings::resolve_over(&file, &ClusterArgs::default(), Some(&recorded)).expect("valid");
+        assert_eq!(from_file.workers, 4);
+        assert!(!from_file.services.history);
+        assert_eq!(from_file.cores, 2);
+        // Without a record, the defaults as before.
+        let fresh = Settings::resolve_over(&bare, &ClusterArgs::default(), None).expect("valid");
+        assert_eq!((fresh.workers, fresh.cores), (DEFAULT_WORKERS, 1));
+    }
 }

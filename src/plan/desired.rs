@@ -156,23 +156,78 @@ fn publish(spec: &ClusterSpec, host_port: u16, container_port: u16) -> PortPubli
     }
 }
 
+/// What every role's container is made from.
+struct Common<'a> {
+    spec: &'a ClusterSpec,
+    resolved: &'a Resolved,
+    names: Names,
+    master_url: String,
+    /// UIs advertise "localhost" and listen on their host port inside the
+    /// container too, so links between master, worker and app UIs work from
+    /// the host's browser on every platform.
+    public_dns: (String, String),
+    /// The drivers' spark-defaults.
+    app_conf: String,
+    /// The event-log volume's mount, when a history server runs.
+    events_bind: Option<String>,
+}
+
+impl Common<'_> {
+    fn base(&self, role: Role, name: String) -> ContainerSpec {
+        base_spec(self.spec, self.resolved, role, name)
+    }
+}
+
 /// The desired objects for `spec` with `resolved` settings.
 pub fn desired(spec: &ClusterSpec, resolved: &Resolved) -> Desired {
     let names = Names::new(&spec.name);
-    let master_url = names.master_url();
-    // UIs advertise "localhost" and listen on their host port inside the
-    // container too, so links between master, worker and app UIs work from
-    // the host's browser on every platform.
-    let public_dns = ("SPARK_PUBLIC_DNS".to_string(), "localhost".to_string());
+    let c = Common {
+        master_url: names.master_url(),
+        public_dns: ("SPARK_PUBLIC_DNS".to_string(), "localhost".to_string()),
+        app_conf: app_defaults(spec, resolved.secret.as_deref()),
+        events_bind: spec
+            .history
+            .map(|_| format!("{}:{}", names.events_volume(), spec::EVENTS_DIR)),
+        names,
+        spec,
+        resolved,
+    };
+    let jupyters = jupyters(&c);
+    let mut volumes: Vec<String> = resolved
+        .jupyters
+        .iter()
+        .map(|slot| slot.notebooks_volume.clone())
+        .collect();
+    let mut extras = Vec::new();
+    if let (Some(_), Some(port)) = (spec.history, resolved.history_port) {
+        volumes.push(c.names.events_volume());
+        extras.push(history(&c, port));
+    }
+    if let (Some(_), Some(port)) = (spec.connect, resolved.connect_port) {
+        extras.push(connect(&c, port));
+    }
+    Desired {
+        cluster: spec.name.clone(),
+        image_tag: resolved.image_tag.clone(),
+        network: c.names.network(),
+        volumes,
+        master: master(&c),
+        workers: workers(&c),
+        jupyters,
+        extras,
+    }
+}
 
-    let mut master = base_spec(spec, resolved, Role::Master, names.master());
+fn master(c: &Common) -> ContainerSpec {
+    let (spec, resolved) = (c.spec, c.resolved);
+    let mut master = c.base(Role::Master, c.names.master());
     // The master is the one thing every other daemon waits for at start, and
     // afterwards it only schedules (little CPU): first call on the CPU keeps
     // it quick to listen, and its heartbeats answered while executors keep a
     // small machine busy.
     master.cpu_shares = Some(4096);
     master.env.extend([
-        public_dns.clone(),
+        c.public_dns.clone(),
         (
             contract::ENV_UI_PORT.into(),
             resolved.master_ui_port.to_string(),
@@ -208,194 +263,189 @@ pub fn desired(spec: &ClusterSpec, resolved: &Resolved) -> Desired {
         .labels
         .insert(labels::UI_PORT.into(), resolved.master_ui_port.to_string());
     stamp_hash(&mut master);
+    master
+}
 
-    let memory = spec::format_memory_mb(spec.worker_memory_mb);
-    // One hash for every worker: the template before its number and ports
-    // are stamped on, so scaling never recreates the workers that stay.
-    let mut worker_hash = None;
-    let mut workers = BTreeMap::new();
-    for n in 1..=spec.workers {
-        let ui_port = resolved
-            .worker_ui_ports
-            .get(&n)
-            .copied()
-            .unwrap_or(spec::FIRST_WORKER_UI_PORT);
-        let mut w = base_spec(spec, resolved, Role::Worker, names.worker(n));
-        w.env.extend([
-            public_dns.clone(),
-            (contract::ENV_MASTER_URL.into(), master_url.clone()),
-            (
-                contract::ENV_WORKER_CORES.into(),
-                spec.worker_cores.to_string(),
-            ),
-            (contract::ENV_WORKER_MEMORY.into(), memory.clone()),
-            (contract::ENV_UI_PORT.into(), ui_port.to_string()),
-            // The worker daemon starts once the master accepts connections
-            // (the entrypoint waits), so the container may start with it.
-            (contract::ENV_WAIT_FOR_MASTER.into(), "1".into()),
-        ]);
-        if resolved.secret.is_some() {
-            w.env.push((
-                "SPARK_WORKER_OPTS".into(),
-                daemon_auth_opts(resolved.secret.as_deref())
-                    .trim()
-                    .to_string(),
-            ));
-        }
-        w.ports = vec![publish(spec, ui_port, ui_port)];
-        // What the worker offers to executors, plus room for the worker
-        // daemon, the executors' off-heap overhead and Python workers: a
-        // runaway job is stopped by its own container, not by the host.
-        w.memory_bytes = Some(worker_memory_limit_mb(spec.worker_memory_mb) as i64 * 1024 * 1024);
-        w.labels.insert(labels::INDEX.into(), n.to_string());
-        w.labels.insert(labels::UI_PORT.into(), ui_port.to_string());
-        w.labels
-            .insert(labels::WORKER_CORES.into(), spec.worker_cores.to_string());
-        w.labels.insert(
-            labels::WORKER_MEMORY.into(),
-            spec.worker_memory_mb.to_string(),
-        );
-        let hash = worker_hash
-            .get_or_insert_with(|| template_hash(&w, true))
-            .clone();
-        w.labels.insert(labels::CONFIG_HASH.into(), hash);
-        workers.insert(n, w);
+/// Every worker: one template, hashed before its number and UI port are
+/// stamped on, so scaling never recreates the workers that stay.
+fn workers(c: &Common) -> BTreeMap<u32, ContainerSpec> {
+    let spec = c.spec;
+    let mut template = c.base(Role::Worker, String::new());
+    template.env.extend([
+        c.public_dns.clone(),
+        (contract::ENV_MASTER_URL.into(), c.master_url.clone()),
+        (
+            contract::ENV_WORKER_CORES.into(),
+            spec.worker_cores.to_string(),
+        ),
+        (
+            contract::ENV_WORKER_MEMORY.into(),
+            spec::format_memory_mb(spec.worker_memory_mb),
+        ),
+        // The worker daemon starts once the master accepts connections
+        // (the entrypoint waits), so the container may start with it.
+        (contract::ENV_WAIT_FOR_MASTER.into(), "1".into()),
+    ]);
+    if c.resolved.secret.is_some() {
+        template.env.push((
+            "SPARK_WORKER_OPTS".into(),
+            daemon_auth_opts(c.resolved.secret.as_deref())
+                .trim()
+                .to_string(),
+        ));
     }
+    // What the worker offers to executors, plus room for the worker
+    // daemon, the executors' off-heap overhead and Python workers: a
+    // runaway job is stopped by its own container, not by the host.
+    template.memory_bytes =
+        Some(worker_memory_limit_mb(spec.worker_memory_mb) as i64 * 1024 * 1024);
+    template
+        .labels
+        .insert(labels::WORKER_CORES.into(), spec.worker_cores.to_string());
+    template.labels.insert(
+        labels::WORKER_MEMORY.into(),
+        spec.worker_memory_mb.to_string(),
+    );
+    let hash = template_hash(&template);
+    template.labels.insert(labels::CONFIG_HASH.into(), hash);
+    (1..=spec.workers)
+        .map(|n| {
+            let ui_port = c
+                .resolved
+                .worker_ui_ports
+                .get(&n)
+                .copied()
+                .unwrap_or(spec::FIRST_WORKER_UI_PORT);
+            let mut w = template.clone();
+            w.name = c.names.worker(n);
+            w.env
+                .push((contract::ENV_UI_PORT.into(), ui_port.to_string()));
+            w.ports = vec![publish(spec, ui_port, ui_port)];
+            w.labels.insert(labels::INDEX.into(), n.to_string());
+            w.labels.insert(labels::UI_PORT.into(), ui_port.to_string());
+            (n, w)
+        })
+        .collect()
+}
 
-    let events_bind = format!("{}:{}", names.events_volume(), spec::EVENTS_DIR);
-    let app_conf = app_defaults(spec, resolved.secret.as_deref());
-    let mut jupyters = Vec::new();
-    let mut volumes = Vec::new();
-    for slot in &resolved.jupyters {
-        let name = if slot.index == 0 {
-            names.jupyter()
-        } else {
-            names.student_jupyter(slot.index)
-        };
-        let mut jupyter = base_spec(spec, resolved, Role::Jupyter, name);
-        jupyter.env.extend([
-            public_dns.clone(),
-            (contract::ENV_MASTER_URL.into(), master_url.clone()),
-            (contract::ENV_JUPYTER_TOKEN.into(), slot.token.clone()),
-            (
-                contract::ENV_APP_UI_PORT.into(),
-                slot.app_ui_port.to_string(),
-            ),
-            (contract::ENV_CLUSTER.into(), spec.name.clone()),
-            (contract::ENV_SPARK_CONF.into(), app_conf.clone()),
-        ]);
-        jupyter.ports = vec![publish(spec, slot.port, spec::JUPYTER_CONTAINER_PORT)];
-        // Several drivers (notebooks, submits) at once: the first takes
-        // spark.ui.port, the next ones the ports after it.
-        for port in app_ui_ports(slot.app_ui_port) {
-            jupyter.ports.push(publish(spec, port, port));
-        }
-        jupyter
-            .binds
-            .push(format!("{}:{NOTEBOOKS_DIR}", slot.notebooks_volume));
-        volumes.push(slot.notebooks_volume.clone());
-        if spec.history.is_some() {
-            jupyter.binds.push(events_bind.clone());
-        }
-        // Jupyter starts beside the master; on a small machine the Spark
-        // daemons come first when both want the CPU (the weight matters only
-        // under contention, so an idle machine gives Jupyter all it asks for).
-        jupyter.cpu_shares = Some(256);
-        if slot.index > 0 {
+/// The Jupyter servers: one, or one per student.
+fn jupyters(c: &Common) -> Vec<ContainerSpec> {
+    let spec = c.spec;
+    c.resolved
+        .jupyters
+        .iter()
+        .map(|slot| {
+            let name = if slot.index == 0 {
+                c.names.jupyter()
+            } else {
+                c.names.student_jupyter(slot.index)
+            };
+            let mut jupyter = c.base(Role::Jupyter, name);
+            jupyter.env.extend([
+                c.public_dns.clone(),
+                (contract::ENV_MASTER_URL.into(), c.master_url.clone()),
+                (contract::ENV_JUPYTER_TOKEN.into(), slot.token.clone()),
+                (
+                    contract::ENV_APP_UI_PORT.into(),
+                    slot.app_ui_port.to_string(),
+                ),
+                (contract::ENV_CLUSTER.into(), spec.name.clone()),
+                (contract::ENV_SPARK_CONF.into(), c.app_conf.clone()),
+            ]);
+            jupyter.ports = vec![publish(spec, slot.port, spec::JUPYTER_CONTAINER_PORT)];
+            // Several drivers (notebooks, submits) at once: the first takes
+            // spark.ui.port, the next ones the ports after it.
+            for port in app_ui_ports(slot.app_ui_port) {
+                jupyter.ports.push(publish(spec, port, port));
+            }
             jupyter
-                .labels
-                .insert(labels::INDEX.into(), slot.index.to_string());
-        }
-        jupyter
-            .labels
-            .insert(labels::TOKEN.into(), slot.token.clone());
-        jupyter
-            .labels
-            .insert(labels::JUPYTER_PORT.into(), slot.port.to_string());
-        jupyter
-            .labels
-            .insert(labels::APP_UI_PORT.into(), slot.app_ui_port.to_string());
-        jupyter
-            .labels
-            .insert(labels::NOTEBOOKS.into(), slot.notebooks_volume.clone());
-        jupyter.labels.insert(
-            labels::APPS.into(),
-            serde_json::to_string(&spec.apps).unwrap_or_default(),
-        );
-        stamp_hash(&mut jupyter);
-        jupyters.push(jupyter);
-    }
+                .binds
+                .push(format!("{}:{NOTEBOOKS_DIR}", slot.notebooks_volume));
+            if let Some(events) = &c.events_bind {
+                jupyter.binds.push(events.clone());
+            }
+            // Jupyter starts beside the master; on a small machine the Spark
+            // daemons come first when both want the CPU (the weight matters
+            // only under contention, so an idle machine gives Jupyter all it
+            // asks for).
+            jupyter.cpu_shares = Some(256);
+            if slot.index > 0 {
+                jupyter
+                    .labels
+                    .insert(labels::INDEX.into(), slot.index.to_string());
+            }
+            for (key, value) in [
+                (labels::TOKEN, slot.token.clone()),
+                (labels::JUPYTER_PORT, slot.port.to_string()),
+                (labels::APP_UI_PORT, slot.app_ui_port.to_string()),
+                (labels::NOTEBOOKS, slot.notebooks_volume.clone()),
+                (
+                    labels::APPS,
+                    serde_json::to_string(&spec.apps).unwrap_or_default(),
+                ),
+            ] {
+                jupyter.labels.insert(key.into(), value);
+            }
+            stamp_hash(&mut jupyter);
+            jupyter
+        })
+        .collect()
+}
 
-    let mut extras = Vec::new();
-    if let (Some(_), Some(port)) = (spec.history, resolved.history_port) {
-        volumes.push(names.events_volume());
-        let mut h = base_spec(spec, resolved, Role::History, names.history());
-        h.env.extend([
-            public_dns.clone(),
-            (contract::ENV_UI_PORT.into(), port.to_string()),
-            (
-                contract::ENV_EVENTS_DIR.into(),
-                spec::EVENTS_DIR.to_string(),
-            ),
-        ]);
-        h.ports = vec![publish(spec, port, port)];
-        h.binds.push(events_bind.clone());
-        h.labels
-            .insert(labels::SERVICE_PORT.into(), port.to_string());
-        extras.push(h);
-    }
-    if let (Some(_), Some(port)) = (spec.connect, resolved.connect_port) {
-        let mut c = base_spec(spec, resolved, Role::Connect, names.connect());
-        let mut conf = app_conf.clone();
-        // Executors only while queries run, so an idle Connect server leaves
-        // the cores to the notebooks.
-        for line in [
-            "spark.dynamicAllocation.enabled=true",
-            "spark.dynamicAllocation.shuffleTracking.enabled=true",
-            "spark.dynamicAllocation.minExecutors=0",
-            "spark.dynamicAllocation.executorIdleTimeout=30s",
-        ] {
-            conf.push('\n');
-            conf.push_str(line);
-        }
-        c.env.extend([
-            public_dns,
-            (contract::ENV_MASTER_URL.into(), master_url.clone()),
-            (contract::ENV_CLUSTER.into(), spec.name.clone()),
-            (
-                contract::ENV_CONNECT_PORT.into(),
-                spec::CONNECT_CONTAINER_PORT.to_string(),
-            ),
-            (contract::ENV_SPARK_CONF.into(), conf),
-        ]);
-        // Spark Connect has no authentication of its own: it stays on this
-        // machine even when --bind opens the other ports.
-        c.ports = vec![PortPublish {
-            host_ip: "127.0.0.1".to_string(),
-            host_port: port,
-            container_port: spec::CONNECT_CONTAINER_PORT,
-        }];
-        if spec.history.is_some() {
-            c.binds.push(events_bind);
-        }
-        c.labels
-            .insert(labels::SERVICE_PORT.into(), port.to_string());
-        extras.push(c);
-    }
-    for extra in &mut extras {
-        stamp_hash(extra);
-    }
+fn history(c: &Common, port: u16) -> ContainerSpec {
+    let mut h = c.base(Role::History, c.names.history());
+    h.env.extend([
+        c.public_dns.clone(),
+        (contract::ENV_UI_PORT.into(), port.to_string()),
+        (
+            contract::ENV_EVENTS_DIR.into(),
+            spec::EVENTS_DIR.to_string(),
+        ),
+    ]);
+    h.ports = vec![publish(c.spec, port, port)];
+    h.binds.extend(c.events_bind.clone());
+    h.labels
+        .insert(labels::SERVICE_PORT.into(), port.to_string());
+    stamp_hash(&mut h);
+    h
+}
 
-    Desired {
-        cluster: spec.name.clone(),
-        image_tag: resolved.image_tag.clone(),
-        network: names.network(),
-        volumes,
-        master,
-        workers,
-        jupyters,
-        extras,
+fn connect(c: &Common, port: u16) -> ContainerSpec {
+    let mut s = c.base(Role::Connect, c.names.connect());
+    let mut conf = c.app_conf.clone();
+    // Executors only while queries run, so an idle Connect server leaves
+    // the cores to the notebooks.
+    for line in [
+        "spark.dynamicAllocation.enabled=true",
+        "spark.dynamicAllocation.shuffleTracking.enabled=true",
+        "spark.dynamicAllocation.minExecutors=0",
+        "spark.dynamicAllocation.executorIdleTimeout=30s",
+    ] {
+        conf.push('\n');
+        conf.push_str(line);
     }
+    s.env.extend([
+        c.public_dns.clone(),
+        (contract::ENV_MASTER_URL.into(), c.master_url.clone()),
+        (contract::ENV_CLUSTER.into(), c.spec.name.clone()),
+        (
+            contract::ENV_CONNECT_PORT.into(),
+            spec::CONNECT_CONTAINER_PORT.to_string(),
+        ),
+        (contract::ENV_SPARK_CONF.into(), conf),
+    ]);
+    // Spark Connect has no authentication of its own: it stays on this
+    // machine even when --bind opens the other ports.
+    s.ports = vec![PortPublish {
+        host_ip: "127.0.0.1".to_string(),
+        host_port: port,
+        container_port: spec::CONNECT_CONTAINER_PORT,
+    }];
+    s.binds.extend(c.events_bind.clone());
+    s.labels
+        .insert(labels::SERVICE_PORT.into(), port.to_string());
+    stamp_hash(&mut s);
+    s
 }
 
 /// The daemons' system properties for Spark's RPC authentication.
@@ -413,25 +463,19 @@ pub fn app_ui_ports(first: u16) -> impl Iterator<Item = u16> {
 
 /// Puts the hash of a container's whole rendered template on it.
 fn stamp_hash(c: &mut ContainerSpec) {
-    let hash = template_hash(c, false);
+    let hash = template_hash(c);
     c.labels.insert(labels::CONFIG_HASH.into(), hash);
 }
 
-/// The hash of everything that makes a container what it is, leaving out
-/// what tells replicas apart: its name and number, and for a worker its UI
-/// port (`replica`). Computed from the rendered template itself, so a field
-/// added to a container's environment, labels or mounts changes it without
-/// anyone listing the field.
-fn template_hash(c: &ContainerSpec, replica: bool) -> String {
+/// The hash of everything that makes a container what it is, computed from
+/// the rendered template itself (so a field added to a container's
+/// environment, labels or mounts changes it without anyone listing the
+/// field), leaving out its name and number, which only tell it apart.
+fn template_hash(c: &ContainerSpec) -> String {
     let mut t = c.clone();
     t.name.clear();
     t.labels.remove(labels::CONFIG_HASH);
     t.labels.remove(labels::INDEX);
-    if replica {
-        t.labels.remove(labels::UI_PORT);
-        t.env.retain(|(k, _)| k != contract::ENV_UI_PORT);
-        t.ports.clear();
-    }
     spec_hash(&t)
 }
 
@@ -848,5 +892,36 @@ pub(crate) mod tests {
         assert_eq!(a.len(), 48);
         assert_ne!(a, b);
         assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn the_hash_covers_the_whole_template_but_not_what_tells_replicas_apart() {
+        let d = desired(&sample_spec(3), &sample_resolved(3));
+        let hashes: Vec<&str> = d
+            .workers
+            .values()
+            .map(|w| w.labels[labels::CONFIG_HASH].as_str())
+            .collect();
+        assert!(hashes.windows(2).all(|p| p[0] == p[1]), "{hashes:?}");
+        let ports: std::collections::BTreeSet<u16> =
+            d.workers.values().map(|w| w.ports[0].host_port).collect();
+        assert_eq!(ports.len(), 3, "each worker keeps its own UI port");
+        // Any field of a container, listed nowhere, changes its hash.
+        let mut master = d.master.clone();
+        let before = template_hash(&master);
+        master.env.push(("SOMETHING_NEW".into(), "1".into()));
+        assert_ne!(template_hash(&master), before);
+        let mut master = d.master.clone();
+        master.binds.push("/x:/x".into());
+        assert_ne!(template_hash(&master), before);
+        let mut master = d.master.clone();
+        master.labels.insert("io.sparkbox.new".into(), "1".into());
+        assert_ne!(template_hash(&master), before);
+        // The stamped hash is not part of what is hashed.
+        let mut master = d.master.clone();
+        master
+            .labels
+            .insert(labels::CONFIG_HASH.into(), "other".into());
+        assert_eq!(template_hash(&master), before);
     }
 }

@@ -952,9 +952,15 @@ mod tests {
         let bare = Config::default();
         let healed =
             Settings::resolve_over(&bare, &ClusterArgs::default(), Some(&recorded)).expect("valid");
-        assert_eq!((healed.workers, healed.cores, healed.memory_mb), (3, 2, 1536));
+        assert_eq!(
+            (healed.workers, healed.cores, healed.memory_mb),
+            (3, 2, 1536)
+        );
         assert_eq!(healed.image.spark_version, "3.5.9");
-        assert_eq!(healed.image.python_packages, vec!["tabulate==0.9.0".to_string()]);
+        assert_eq!(
+            healed.image.python_packages,
+            vec!["tabulate==0.9.0".to_string()]
+        );
         assert_eq!(healed.volumes.data, Some(PathBuf::from("/srv/made-with")));
         assert_eq!(healed.volumes.notebooks, "kept-notebooks");
         assert_eq!((healed.bind.as_str(), healed.students), ("0.0.0.0", 2));

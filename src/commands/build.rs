@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use crate::cli::{BuildArgs, ImageArgs};
-use crate::engine::{DockerEngine, Engine};
+use crate::engine::{Connection, Engine};
 use crate::error::Result;
 use crate::image::base;
 use crate::image::versions::{self, VERSION_KEYS};
@@ -32,14 +32,19 @@ pub fn settings_from(image: &ImageSettings, force: bool, no_cache: bool) -> Buil
 }
 
 /// `sparkbox build`.
-pub async fn run(args: BuildArgs, config: &Config, progress: &Progress) -> Result<()> {
+pub async fn run(
+    conn: &Connection,
+    args: BuildArgs,
+    config: &Config,
+    progress: &Progress,
+) -> Result<()> {
     let started = Instant::now();
     let image = config.image_settings(&args.image);
     let recipe = recipe_from(&image)?;
     let settings = settings_from(&image, args.force, args.no_cache);
     // A user-given CA bundle is checked before anything slow happens.
     image::find_ca_bundle(settings.ca_bundle.as_deref())?;
-    let engine = DockerEngine::connect().await?;
+    let engine = conn.engine().await?;
     let built = image::ensure_image(&engine, &recipe, &settings, progress).await?;
     progress.finish();
     if built.built {
@@ -70,12 +75,13 @@ fn print_measured(measured: &versions::Versions) {
 
 /// `sparkbox image base`.
 pub async fn run_base(
+    conn: &Connection,
     base_image: Option<String>,
     debian_mirror: Option<String>,
     progress: &Progress,
 ) -> Result<()> {
     let reference = base_image.unwrap_or_else(|| base::DEFAULT_BASE_IMAGE.to_string());
-    let engine = DockerEngine::connect().await?;
+    let engine = conn.engine().await?;
     base::ensure_base_image(&engine, &reference, debian_mirror.as_deref(), progress).await?;
     progress.finish();
     println!("base image {reference} is present");
@@ -83,10 +89,10 @@ pub async fn run_base(
 }
 
 /// `sparkbox image tag`.
-pub async fn run_tag(args: ImageArgs, config: &Config) -> Result<()> {
+pub async fn run_tag(conn: &Connection, args: ImageArgs, config: &Config) -> Result<()> {
     let recipe = recipe_from(&config.image_settings(&args))?;
     let tag = recipe.tag();
-    let engine = DockerEngine::connect().await?;
+    let engine = conn.engine().await?;
     let present = engine.image(&tag).await?.is_some();
     println!("{tag} {}", if present { "present" } else { "missing" });
     Ok(())

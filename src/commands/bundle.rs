@@ -19,7 +19,7 @@ use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 
 use crate::commands::cluster::{collect_status, image_versions};
-use crate::engine::{ContainerState, DockerEngine, Engine};
+use crate::engine::{Connection, ContainerState, DockerEngine, Engine};
 use crate::error::{Error, Result};
 use crate::image::versions::{Versions, VERSION_KEYS};
 use crate::model::labels;
@@ -674,9 +674,9 @@ pub async fn write(engine: &DockerEngine, cluster: &str, dir: &Path) -> Result<S
 }
 
 /// `sparkbox logs --bundle DIR`.
-pub async fn run(cluster: &str, dir: &Path) -> Result<()> {
+pub async fn run(conn: &Connection, cluster: &str, dir: &Path) -> Result<()> {
     check_dir(dir)?;
-    let engine = DockerEngine::connect().await?;
+    let engine = conn.engine().await?;
     let summary = write(&engine, cluster, dir).await?;
     print!(
         "diagnostics bundle of cluster {cluster}: {}",

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::cli::{DownArgs, StatusArgs, UpArgs};
 use crate::commands::build::{recipe_from, settings_from};
 use crate::commands::bundle;
-use crate::engine::{ContainerState, DockerEngine, Engine};
+use crate::engine::{Connection, ContainerState, DockerEngine, Engine};
 use crate::error::{Error, Result};
 use crate::image;
 use crate::image::versions::Versions;
@@ -255,7 +255,12 @@ pub fn resolve(spec: &ClusterSpec, observed: &Observed) -> Result<(Resolved, Vec
 }
 
 /// `sparkbox up`.
-pub async fn up(args: UpArgs, config: &Config, progress: &Progress) -> Result<()> {
+pub async fn up(
+    conn: &Connection,
+    args: UpArgs,
+    config: &Config,
+    progress: &Progress,
+) -> Result<()> {
     let started = Instant::now();
     let resolved_settings = Settings::resolve(config, &args.cluster)?;
     let mut spec = spec_from(&resolved_settings)?;
@@ -269,7 +274,7 @@ pub async fn up(args: UpArgs, config: &Config, progress: &Progress) -> Result<()
         // A directory the bundle could not go into is refused now, not after a failure.
         bundle::check_dir(dir)?;
     }
-    let engine = DockerEngine::connect().await?;
+    let engine = conn.engine().await?;
     // Every failure from here on happened on the engine: the one place a
     // diagnostics bundle is written for it (Ctrl-C drops this future instead).
     let cluster = spec.name.clone();
@@ -831,9 +836,9 @@ pub async fn collect_status<E: Engine>(engine: &E, cluster: &str) -> Result<Stat
 }
 
 /// `sparkbox status`: exit 0 when ready, 8 on a version mismatch, 7 otherwise.
-pub async fn status(args: StatusArgs, config: &Config) -> Result<()> {
+pub async fn status(conn: &Connection, args: StatusArgs, config: &Config) -> Result<()> {
     let cluster = config.cluster_name(&args.name)?;
-    let engine = DockerEngine::connect().await?;
+    let engine = conn.engine().await?;
     let report = collect_status(&engine, &cluster).await?;
     if args.json {
         let text = serde_json::to_string_pretty(&report)
@@ -905,9 +910,14 @@ fn print_status(r: &StatusReport) {
 }
 
 /// `sparkbox down`.
-pub async fn down(args: DownArgs, config: &Config, progress: &Progress) -> Result<()> {
+pub async fn down(
+    conn: &Connection,
+    args: DownArgs,
+    config: &Config,
+    progress: &Progress,
+) -> Result<()> {
     let cluster = &config.cluster_name(&args.name)?;
-    let engine = DockerEngine::connect().await?;
+    let engine = conn.engine().await?;
     let _lock = lock::acquire(cluster, "down", LOCK_WAIT, progress).await?;
     let observed = Observed::read(&engine, cluster, None).await?;
     if observed.is_empty() {

@@ -4,7 +4,7 @@
 use crate::cli::DoctorArgs;
 use crate::commands::build::recipe_from;
 use crate::commands::lifecycle::cluster_lines;
-use crate::engine::{DockerEngine, Engine};
+use crate::engine::{Connection, Engine};
 use crate::error::{Error, Result};
 use crate::image::base;
 use crate::model::labels;
@@ -85,12 +85,12 @@ fn free_mb(path: &str) -> Option<u64> {
 }
 
 /// `sparkbox doctor`: exit 0 unless something fails.
-pub async fn run(args: DoctorArgs, config: &Config) -> Result<()> {
+pub async fn run(conn: &Connection, args: DoctorArgs, config: &Config) -> Result<()> {
     let settings = Settings::resolve(config, &args.cluster)?;
     let memory_mb = settings.memory_mb;
     let recipe = recipe_from(&settings.image)?;
     let mut findings = Vec::new();
-    let engine = match DockerEngine::connect().await {
+    let engine = match conn.engine().await {
         Ok(engine) => engine,
         Err(e) => {
             println!("FAIL  docker: {e}");

@@ -12,7 +12,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use crate::cli::{ExecArgs, ShellArgs, SubmitArgs};
-use crate::engine::{ContainerState, DockerEngine, Engine, ExecChunk, ExecRequest};
+use crate::engine::{Connection, ContainerState, Engine, ExecChunk, ExecRequest};
 use crate::error::{Error, Result};
 use crate::model::labels;
 use crate::model::spec::{Names, Role};
@@ -165,8 +165,8 @@ fn terminal_on_both_ends() -> bool {
 }
 
 /// `sparkbox exec TARGET -- CMD…`.
-pub async fn exec(args: ExecArgs, cluster: &str) -> Result<()> {
-    let engine = DockerEngine::connect().await?;
+pub async fn exec(conn: &Connection, args: ExecArgs, cluster: &str) -> Result<()> {
+    let engine = conn.engine().await?;
     let container = find_container(&engine, cluster, &args.target).await?;
     let tty = !args.no_tty && terminal_on_both_ends();
     let request = ExecRequest {
@@ -183,8 +183,8 @@ pub async fn exec(args: ExecArgs, cluster: &str) -> Result<()> {
 }
 
 /// `sparkbox shell`: pyspark in the Jupyter container, which is the driver.
-pub async fn shell(args: ShellArgs, cluster: &str) -> Result<()> {
-    let engine = DockerEngine::connect().await?;
+pub async fn shell(conn: &Connection, args: ShellArgs, cluster: &str) -> Result<()> {
+    let engine = conn.engine().await?;
     let container = find_container(&engine, cluster, "jupyter").await?;
     let tty = terminal_on_both_ends();
     let mut command = vec!["pyspark".to_string()];
@@ -328,7 +328,12 @@ pub fn spark_submit_command(
 /// `sparkbox submit APP.py [ARGS…]`: copies the application (and its
 /// --py-files) into the Jupyter container and runs spark-submit there
 /// against the cluster's master, with its output streamed as it comes.
-pub async fn submit(args: SubmitArgs, cluster: &str, progress: &Progress) -> Result<()> {
+pub async fn submit(
+    conn: &Connection,
+    args: SubmitArgs,
+    cluster: &str,
+    progress: &Progress,
+) -> Result<()> {
     check_confs(&args.conf)?;
     let app = read_local_file(&args.app, "the application")?;
     let py_files = args
@@ -347,7 +352,7 @@ pub async fn submit(args: SubmitArgs, cluster: &str, progress: &Progress) -> Res
         names.push(&f.name);
     }
 
-    let engine = DockerEngine::connect().await?;
+    let engine = conn.engine().await?;
     let jupyter_state = find_container_state(&engine, cluster, "jupyter").await?;
     let jupyter = jupyter_state.name.clone();
     let unique = labels::random_suffix();

@@ -26,7 +26,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::cli::ImageArgs;
 use crate::commands::build::recipe_from;
-use crate::engine::{ByteStream, DockerEngine, Engine, ImageInfo};
+use crate::engine::{ByteStream, Connection, Engine, ImageInfo};
 use crate::error::{Error, Result};
 use crate::image::versions::Versions;
 use crate::image::{self, IMAGE_REPOSITORY};
@@ -621,6 +621,7 @@ fn engine_archive_error(tag: &str, problem: &ArchiveProblem) -> Error {
 
 /// `sparkbox image save FILE`.
 pub async fn save(
+    conn: &Connection,
     file: PathBuf,
     args: ImageArgs,
     config: &Config,
@@ -630,7 +631,7 @@ pub async fn save(
     let recipe = recipe_from(&config.image_settings(&args))?;
     let tag = recipe.tag();
     check_output_path(&file)?;
-    let engine = DockerEngine::connect().await?;
+    let engine = conn.engine().await?;
     let info = engine.image(&tag).await?.ok_or_else(|| {
         Error::Io(format!(
             "the image {tag} is not built — run `sparkbox build` (with the same flags and sparkbox.toml) first, then `sparkbox image save` again"
@@ -853,7 +854,12 @@ fn check_loaded(file: &Path, record: &ChecksumRecord, loaded: &ImageInfo) -> Res
 }
 
 /// `sparkbox image load FILE`.
-pub async fn load(file: PathBuf, config: &Config, progress: &Progress) -> Result<()> {
+pub async fn load(
+    conn: &Connection,
+    file: PathBuf,
+    config: &Config,
+    progress: &Progress,
+) -> Result<()> {
     let started = Instant::now();
     let meta = std::fs::metadata(&file).map_err(|e| unreadable(&file, &e))?;
     if !meta.is_file() {
@@ -878,7 +884,7 @@ pub async fn load(file: PathBuf, config: &Config, progress: &Progress) -> Result
             record.image
         )));
     }
-    let engine = DockerEngine::connect().await?;
+    let engine = conn.engine().await?;
     let before = engine.image(&record.image).await?;
     let present = before.as_ref().is_some_and(|i| i.id == record.image_id);
     let mut messages = Vec::new();

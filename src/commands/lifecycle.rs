@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::cli::{LsArgs, ScaleArgs, StartArgs, StopArgs};
 use crate::commands::cluster::{image_versions, label_port, parity_error};
-use crate::engine::{ContainerState, DockerEngine, Engine};
+use crate::engine::{Connection, ContainerState, DockerEngine, Engine};
 use crate::error::{Error, Result};
 use crate::model::labels;
 use crate::model::spec::{self, Names};
@@ -83,8 +83,8 @@ pub fn cluster_lines(containers: &[ContainerState]) -> Vec<ClusterLine> {
 }
 
 /// `sparkbox ls`.
-pub async fn ls(args: LsArgs) -> Result<()> {
-    let engine = DockerEngine::connect().await?;
+pub async fn ls(conn: &Connection, args: LsArgs) -> Result<()> {
+    let engine = conn.engine().await?;
     let containers = engine.containers(&[(labels::CLUSTER, "")]).await?;
     let lines = cluster_lines(&containers);
     if args.json {
@@ -127,9 +127,14 @@ async fn existing(engine: &DockerEngine, cluster: &str) -> Result<Observed> {
 }
 
 /// `sparkbox stop`: containers and volumes stay; `start` brings them back.
-pub async fn stop(args: StopArgs, config: &Config, progress: &Progress) -> Result<()> {
+pub async fn stop(
+    conn: &Connection,
+    args: StopArgs,
+    config: &Config,
+    progress: &Progress,
+) -> Result<()> {
     let cluster = &config.cluster_name(&args.name)?;
-    let engine = DockerEngine::connect().await?;
+    let engine = conn.engine().await?;
     let _lock = crate::lock::acquire(cluster, "stop", crate::lock::LOCK_WAIT, progress).await?;
     let observed = existing(&engine, cluster).await?;
     progress.phase(&format!("stopping cluster {cluster}"));
@@ -149,10 +154,15 @@ pub async fn stop(args: StopArgs, config: &Config, progress: &Progress) -> Resul
 
 /// `sparkbox start`: master first, then the rest once it listens, then the
 /// same readiness and parity checks as `up`.
-pub async fn start(args: StartArgs, config: &Config, progress: &Progress) -> Result<()> {
+pub async fn start(
+    conn: &Connection,
+    args: StartArgs,
+    config: &Config,
+    progress: &Progress,
+) -> Result<()> {
     let started = Instant::now();
     let cluster = &config.cluster_name(&args.name)?;
-    let engine = DockerEngine::connect().await?;
+    let engine = conn.engine().await?;
     let _lock = crate::lock::acquire(cluster, "start", crate::lock::LOCK_WAIT, progress).await?;
     let observed = existing(&engine, cluster).await?;
     let names = Names::new(cluster);
@@ -237,11 +247,16 @@ fn observed_drivers_and_services(observed: &Observed) -> (Vec<String>, Vec<(Stri
 /// `sparkbox scale`: adds or removes workers only. The new workers copy the
 /// settings the existing ones carry in their labels; the master, Jupyter and
 /// the workers that stay are never touched, whatever else changed.
-pub async fn scale(args: ScaleArgs, config: &Config, progress: &Progress) -> Result<()> {
+pub async fn scale(
+    conn: &Connection,
+    args: ScaleArgs,
+    config: &Config,
+    progress: &Progress,
+) -> Result<()> {
     let started = Instant::now();
     let cluster = &config.cluster_name(&args.name)?;
     spec::validate_workers(args.workers)?;
-    let engine = DockerEngine::connect().await?;
+    let engine = conn.engine().await?;
     let _lock = crate::lock::acquire(cluster, "scale", crate::lock::LOCK_WAIT, progress).await?;
     let observed = existing(&engine, cluster).await?;
     let workers = observed.workers();

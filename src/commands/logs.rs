@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures_util::stream::{BoxStream, SelectAll, StreamExt};
 
 use crate::cli::LogsArgs;
-use crate::engine::{ContainerState, DockerEngine, Engine};
+use crate::engine::{Connection, ContainerState, Engine};
 use crate::error::{Error, Result};
 use crate::model::labels;
 use crate::progress::Progress;
@@ -54,10 +54,15 @@ pub fn prefix_lines(name: &str, width: usize, colour: Option<u8>, chunk: &str) -
 const COLOURS: [u8; 6] = [36, 33, 32, 35, 34, 31];
 
 /// `sparkbox logs`.
-pub async fn run(args: LogsArgs, config: &Config, _progress: &Progress) -> Result<()> {
+pub async fn run(
+    conn: &Connection,
+    args: LogsArgs,
+    config: &Config,
+    _progress: &Progress,
+) -> Result<()> {
     let cluster = config.cluster_name(&args.name)?;
     if let Some(dir) = &args.bundle {
-        return super::bundle::run(&cluster, dir).await;
+        return super::bundle::run(conn, &cluster, dir).await;
     }
     let since = match &args.since {
         Some(age) => {
@@ -69,7 +74,7 @@ pub async fn run(args: LogsArgs, config: &Config, _progress: &Progress) -> Resul
         }
         None => None,
     };
-    let engine = DockerEngine::connect().await?;
+    let engine = conn.engine().await?;
     let filter = [(labels::CLUSTER, cluster.as_str())];
     let target = args.target.as_deref();
     let mut containers: Vec<ContainerState> = engine

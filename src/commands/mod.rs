@@ -77,40 +77,45 @@ pub async fn run(cli: Cli) -> Result<()> {
 }
 
 async fn dispatch(cli: Cli, cfg: &Config, progress: &Progress) -> Result<()> {
+    // The one place an engine is reached; each command asks for it once its
+    // input is checked.
+    let conn = &crate::engine::Connection::new();
     match cli.command {
-        Command::Up(args) => cluster::up(args, cfg, progress).await,
-        Command::Status(args) => cluster::status(args, cfg).await,
-        Command::Down(args) => cluster::down(args, cfg, progress).await,
-        Command::Ls(args) => lifecycle::ls(args).await,
-        Command::Roster(args) => roster::run(args, cfg).await,
-        Command::Doctor(args) => doctor::run(args, cfg).await,
-        Command::Logs(args) => logs::run(args, cfg, progress).await,
-        Command::Scale(args) => lifecycle::scale(args, cfg, progress).await,
-        Command::Stop(args) => lifecycle::stop(args, cfg, progress).await,
-        Command::Start(args) => lifecycle::start(args, cfg, progress).await,
-        Command::Build(args) => build::run(args, cfg, progress).await,
+        Command::Up(args) => cluster::up(conn, args, cfg, progress).await,
+        Command::Status(args) => cluster::status(conn, args, cfg).await,
+        Command::Down(args) => cluster::down(conn, args, cfg, progress).await,
+        Command::Ls(args) => lifecycle::ls(conn, args).await,
+        Command::Roster(args) => roster::run(conn, args, cfg).await,
+        Command::Doctor(args) => doctor::run(conn, args, cfg).await,
+        Command::Logs(args) => logs::run(conn, args, cfg, progress).await,
+        Command::Scale(args) => lifecycle::scale(conn, args, cfg, progress).await,
+        Command::Stop(args) => lifecycle::stop(conn, args, cfg, progress).await,
+        Command::Start(args) => lifecycle::start(conn, args, cfg, progress).await,
+        Command::Build(args) => build::run(conn, args, cfg, progress).await,
         Command::Config(args) => config_cmd::run(args, cfg),
         Command::Exec(args) => {
             let cluster = cfg.cluster_name(&args.name)?;
-            exec::exec(args, &cluster).await
+            exec::exec(conn, args, &cluster).await
         }
         Command::Shell(args) => {
             let cluster = cfg.cluster_name(&args.name)?;
-            exec::shell(args, &cluster).await
+            exec::shell(conn, args, &cluster).await
         }
         Command::Submit(args) => {
             let cluster = cfg.cluster_name(&args.name)?;
-            exec::submit(args, &cluster, progress).await
+            exec::submit(conn, args, &cluster, progress).await
         }
         Command::Image(ImageCommand::Base {
             base_image,
             debian_mirror,
-        }) => build::run_base(base_image, debian_mirror, progress).await,
-        Command::Image(ImageCommand::Tag { image }) => build::run_tag(image, cfg).await,
+        }) => build::run_base(conn, base_image, debian_mirror, progress).await,
+        Command::Image(ImageCommand::Tag { image }) => build::run_tag(conn, image, cfg).await,
         Command::Image(ImageCommand::Save { file, image }) => {
-            image_io::save(file, image, cfg, progress).await
+            image_io::save(conn, file, image, cfg, progress).await
         }
-        Command::Image(ImageCommand::Load { file }) => image_io::load(file, cfg, progress).await,
+        Command::Image(ImageCommand::Load { file }) => {
+            image_io::load(conn, file, cfg, progress).await
+        }
         Command::Versions => {
             build::print_versions();
             Ok(())

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::cli::RosterArgs;
-use crate::engine::{ContainerState, DockerEngine, Engine};
+use crate::engine::{Connection, ContainerState, Engine};
 use crate::error::{Error, Result};
 use crate::model::labels;
 use crate::plan::observe::Observed;
@@ -96,9 +96,9 @@ fn write_to(path: &std::path::Path, text: &str) -> Result<()> {
 }
 
 /// `sparkbox roster`.
-pub async fn run(args: RosterArgs, config: &Config) -> Result<()> {
+pub async fn run(conn: &Connection, args: RosterArgs, config: &Config) -> Result<()> {
     let cluster = config.cluster_name(&args.name)?;
-    let engine = DockerEngine::connect().await?;
+    let engine = conn.engine().await?;
     let observed = Observed {
         containers: engine
             .containers(&[(labels::CLUSTER, cluster.as_str())])

@@ -14,6 +14,35 @@ use crate::error::Result;
 
 pub use docker::DockerEngine;
 
+/// The engine of one command, connected on first use and only once: the one
+/// place sparkbox reaches an engine. Commands ask for it after their input is
+/// checked, so a bad flag is refused without asking any engine.
+///
+/// This is the backend seam (kind's provider): the orchestration in `plan/`
+/// and `ops/` works on any [`Engine`], and only here is it decided which one
+/// runs the cluster — the local Docker engine today; Swarm services through a
+/// manager, or Podman's Docker-compatible socket, are further implementations
+/// of [`Engine`] chosen here.
+#[derive(Default)]
+pub struct Connection {
+    cell: tokio::sync::OnceCell<DockerEngine>,
+}
+
+impl Connection {
+    /// A connection not yet made.
+    pub fn new() -> Connection {
+        Connection::default()
+    }
+
+    /// The engine (DOCKER_HOST or the default socket), connecting the first time.
+    pub async fn engine(&self) -> Result<DockerEngine> {
+        self.cell
+            .get_or_try_init(DockerEngine::connect)
+            .await
+            .cloned()
+    }
+}
+
 /// What the engine says about itself.
 #[derive(Debug, Clone)]
 pub struct EngineInfo {

@@ -41,12 +41,6 @@ pub const WORKER_MEMORY: &str = "io.sparkbox.worker-memory-mb";
 pub const DATA_DIR: &str = "io.sparkbox.data-dir";
 /// Label with the "uid:gid" the containers' `spark` user runs as.
 pub const HOST_USER: &str = "io.sparkbox.host-user";
-/// The (uid, gid) a container's host-user label holds ("uid:gid").
-pub fn host_user_of(labels: &HashMap<String, String>) -> Option<(u32, u32)> {
-    let (u, g) = labels.get(HOST_USER)?.split_once(':')?;
-    Some((u.parse().ok()?, g.parse().ok()?))
-}
-
 /// Label with the bind address the cluster's ports are published on.
 pub const BIND: &str = "io.sparkbox.bind";
 /// Label (on the master) with the Spark RPC authentication secret, set when
@@ -56,6 +50,82 @@ pub const SECRET: &str = "io.sparkbox.rpc-secret";
 pub const NOTEBOOKS: &str = "io.sparkbox.notebooks-volume";
 /// Label with the history server's or Spark Connect server's host port.
 pub const SERVICE_PORT: &str = "io.sparkbox.service-port";
+/// Label with the Spark release the cluster was made with (as settled, e.g.
+/// "4.3.0"), so healing rebuilds nothing the user did not ask to change.
+pub const SPARK_VERSION: &str = "io.sparkbox.spark-version";
+/// Label with the base image the cluster's image was built on.
+pub const BASE_IMAGE: &str = "io.sparkbox.base-image";
+/// Label with the extra Python packages of the cluster's image (JSON list).
+pub const PYTHON_PACKAGES: &str = "io.sparkbox.python-packages";
+/// Label (on Jupyter servers) with the `[apps]` settings they were made
+/// with (JSON), so a later `up` without the file keeps them.
+pub const APPS: &str = "io.sparkbox.apps";
+
+/// A typed view of one labelled object: what sparkbox recorded on it.
+#[derive(Debug, Clone, Copy)]
+pub struct Labelled<'a>(pub &'a HashMap<String, String>);
+
+impl<'a> Labelled<'a> {
+    /// The raw value of `key`, when present and not empty.
+    pub fn get(&self, key: &str) -> Option<&'a str> {
+        self.0
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// The cluster the object belongs to.
+    pub fn cluster(&self) -> Option<&'a str> {
+        self.get(CLUSTER)
+    }
+
+    /// Its role, when it is one sparkbox knows.
+    pub fn role(&self) -> Option<crate::model::spec::Role> {
+        self.get(ROLE).and_then(crate::model::spec::Role::parse)
+    }
+
+    /// Its number: a worker's (1-based) or a student's Jupyter server's.
+    pub fn index(&self) -> Option<u32> {
+        self.get(INDEX).and_then(|i| i.parse().ok())
+    }
+
+    /// A port recorded under `key` (UI_PORT, JUPYTER_PORT, …).
+    pub fn port(&self, key: &str) -> Option<u16> {
+        self.get(key).and_then(|p| p.parse().ok())
+    }
+
+    /// A Jupyter server's token.
+    pub fn token(&self) -> Option<&'a str> {
+        self.get(TOKEN)
+    }
+
+    /// The image reference it runs.
+    pub fn image_ref(&self) -> Option<&'a str> {
+        self.get(IMAGE_REF)
+    }
+
+    /// Its configuration hash.
+    pub fn config_hash(&self) -> Option<&'a str> {
+        self.get(CONFIG_HASH)
+    }
+
+    /// The (uid, gid) its `spark` user runs as ("uid:gid").
+    pub fn host_user(&self) -> Option<(u32, u32)> {
+        let (u, g) = self.get(HOST_USER)?.split_once(':')?;
+        Some((u.parse().ok()?, g.parse().ok()?))
+    }
+
+    /// A number recorded under `key`.
+    pub fn number<T: std::str::FromStr>(&self, key: &str) -> Option<T> {
+        self.get(key).and_then(|v| v.parse().ok())
+    }
+}
+
+/// The (uid, gid) a container's host-user label holds ("uid:gid").
+pub fn host_user_of(labels: &HashMap<String, String>) -> Option<(u32, u32)> {
+    Labelled(labels).host_user()
+}
+
 /// A short random suffix for throwaway object names.
 pub fn random_suffix() -> String {
     use std::time::{SystemTime, UNIX_EPOCH};

@@ -136,7 +136,7 @@ pub struct ClusterSpec {
 }
 
 /// Per-application defaults.
-#[derive(Debug, Clone, serde::Serialize, PartialEq, Default)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Default)]
 pub struct AppSettings {
     /// Cores an application gets unless it asks (None: all free cores, Spark's default).
     pub cores: Option<u32>,

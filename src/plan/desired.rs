@@ -107,6 +107,20 @@ fn base_spec(spec: &ClusterSpec, resolved: &Resolved, role: Role, name: String) 
         labels.insert(labels::DATA_DIR.to_string(), dir.display().to_string());
     }
     labels.insert(labels::BIND.to_string(), spec.bind_address.clone());
+    // What the image was made from, so a later `up` with nothing said
+    // rebuilds nothing (settings::Recorded reads these back).
+    labels.insert(
+        labels::SPARK_VERSION.to_string(),
+        spec.image.entry.spark.to_string(),
+    );
+    labels.insert(
+        labels::BASE_IMAGE.to_string(),
+        spec.image.base_image.clone(),
+    );
+    labels.insert(
+        labels::PYTHON_PACKAGES.to_string(),
+        serde_json::to_string(&spec.image.extra_packages).unwrap_or_default(),
+    );
     // Started as root only so the entrypoint can give `spark` the host user's
     // uid and gid; the role itself runs as `spark`.
     // HOME as for `spark` (the engine would set root's): exec sessions — a
@@ -146,15 +160,10 @@ fn publish(spec: &ClusterSpec, host_port: u16, container_port: u16) -> PortPubli
 pub fn desired(spec: &ClusterSpec, resolved: &Resolved) -> Desired {
     let names = Names::new(&spec.name);
     let master_url = names.master_url();
-    let tag = resolved.image_tag.as_str();
     // UIs advertise "localhost" and listen on their host port inside the
     // container too, so links between master, worker and app UIs work from
     // the host's browser on every platform.
     let public_dns = ("SPARK_PUBLIC_DNS".to_string(), "localhost".to_string());
-    let host_user = spec
-        .host_user
-        .map(|(u, g)| format!("{u}:{g}"))
-        .unwrap_or_default();
 
     let mut master = base_spec(spec, resolved, Role::Master, names.master());
     // The master is the one thing every other daemon waits for at start, and
@@ -198,37 +207,12 @@ pub fn desired(spec: &ClusterSpec, resolved: &Resolved) -> Desired {
     master
         .labels
         .insert(labels::UI_PORT.into(), resolved.master_ui_port.to_string());
-    let data = spec
-        .data_dir
-        .as_ref()
-        .map(|d| d.display().to_string())
-        .unwrap_or_default();
-    let master_hash = hash_of(&[
-        "master",
-        tag,
-        &resolved.master_ui_port.to_string(),
-        &spec.bind_address,
-        &default_cores,
-        &data,
-        &host_user,
-        resolved.secret.as_deref().unwrap_or_default(),
-    ]);
-    master
-        .labels
-        .insert(labels::CONFIG_HASH.into(), master_hash);
+    stamp_hash(&mut master);
 
     let memory = spec::format_memory_mb(spec.worker_memory_mb);
-    let worker_hash = hash_of(&[
-        "worker",
-        tag,
-        &spec.worker_cores.to_string(),
-        &memory,
-        &master_url,
-        &spec.bind_address,
-        &data,
-        &host_user,
-        resolved.secret.as_deref().unwrap_or_default(),
-    ]);
+    // One hash for every worker: the template before its number and ports
+    // are stamped on, so scaling never recreates the workers that stay.
+    let mut worker_hash = None;
     let mut workers = BTreeMap::new();
     for n in 1..=spec.workers {
         let ui_port = resolved
@@ -271,8 +255,10 @@ pub fn desired(spec: &ClusterSpec, resolved: &Resolved) -> Desired {
             labels::WORKER_MEMORY.into(),
             spec.worker_memory_mb.to_string(),
         );
-        w.labels
-            .insert(labels::CONFIG_HASH.into(), worker_hash.clone());
+        let hash = worker_hash
+            .get_or_insert_with(|| template_hash(&w, true))
+            .clone();
+        w.labels.insert(labels::CONFIG_HASH.into(), hash);
         workers.insert(n, w);
     }
 
@@ -332,24 +318,11 @@ pub fn desired(spec: &ClusterSpec, resolved: &Resolved) -> Desired {
         jupyter
             .labels
             .insert(labels::NOTEBOOKS.into(), slot.notebooks_volume.clone());
-        let jupyter_hash = hash_of(&[
-            "jupyter",
-            tag,
-            &slot.port.to_string(),
-            &slot.app_ui_port.to_string(),
-            &spec::APP_UI_PORTS.to_string(),
-            &master_url,
-            &spec.bind_address,
-            &app_conf,
-            &slot.notebooks_volume,
-            &slot.token,
-            &data,
-            &host_user,
-            &spec.history.is_some().to_string(),
-        ]);
-        jupyter
-            .labels
-            .insert(labels::CONFIG_HASH.into(), jupyter_hash);
+        jupyter.labels.insert(
+            labels::APPS.into(),
+            serde_json::to_string(&spec.apps).unwrap_or_default(),
+        );
+        stamp_hash(&mut jupyter);
         jupyters.push(jupyter);
     }
 
@@ -410,8 +383,7 @@ pub fn desired(spec: &ClusterSpec, resolved: &Resolved) -> Desired {
         extras.push(c);
     }
     for extra in &mut extras {
-        let hash = spec_hash(extra);
-        extra.labels.insert(labels::CONFIG_HASH.into(), hash);
+        stamp_hash(extra);
     }
 
     Desired {
@@ -439,7 +411,31 @@ pub fn app_ui_ports(first: u16) -> impl Iterator<Item = u16> {
     (0..spec::APP_UI_PORTS).filter_map(move |i| first.checked_add(i))
 }
 
-/// A hash of everything that makes a container what it is.
+/// Puts the hash of a container's whole rendered template on it.
+fn stamp_hash(c: &mut ContainerSpec) {
+    let hash = template_hash(c, false);
+    c.labels.insert(labels::CONFIG_HASH.into(), hash);
+}
+
+/// The hash of everything that makes a container what it is, leaving out
+/// what tells replicas apart: its name and number, and for a worker its UI
+/// port (`replica`). Computed from the rendered template itself, so a field
+/// added to a container's environment, labels or mounts changes it without
+/// anyone listing the field.
+fn template_hash(c: &ContainerSpec, replica: bool) -> String {
+    let mut t = c.clone();
+    t.name.clear();
+    t.labels.remove(labels::CONFIG_HASH);
+    t.labels.remove(labels::INDEX);
+    if replica {
+        t.labels.remove(labels::UI_PORT);
+        t.env.retain(|(k, _)| k != contract::ENV_UI_PORT);
+        t.ports.clear();
+    }
+    spec_hash(&t)
+}
+
+/// A hash of every field of a container specification.
 fn spec_hash(c: &ContainerSpec) -> String {
     let mut env: Vec<String> = c.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     env.sort();
@@ -448,8 +444,17 @@ fn spec_hash(c: &ContainerSpec) -> String {
         .iter()
         .map(|p| format!("{}:{}:{}", p.host_ip, p.host_port, p.container_port))
         .collect();
-    let mut parts = vec![c.image.clone(), c.command.join(" "), c.network.clone()];
+    let mut labels: Vec<String> = c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    labels.sort();
+    let mut parts = vec![
+        c.name.clone(),
+        c.image.clone(),
+        c.command.join(" "),
+        c.network.clone(),
+        format!("{:?}", c.healthcheck),
+    ];
     parts.extend(env);
+    parts.extend(labels);
     parts.extend(c.binds.iter().cloned());
     parts.extend(ports);
     parts.push(format!(

@@ -341,7 +341,10 @@ pub struct PortSettings {
     pub connect: PortSetting,
 }
 
+pub mod recorded;
+
 pub use crate::model::spec::AppSettings;
+pub use recorded::Recorded;
 
 /// Volumes and mounts.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -417,7 +420,20 @@ fn port(flag: Option<u16>, file: Option<u16>, default: u16) -> PortSetting {
 impl Settings {
     /// Flags over the file over the defaults, validated.
     pub fn resolve(config: &Config, args: &ClusterArgs) -> Result<Settings> {
+        Settings::resolve_over(config, args, None)
+    }
+
+    /// Flags, then the file, then what the existing cluster was made with
+    /// (`recorded`), then the defaults — validated. Healing a cluster with
+    /// nothing said therefore changes nothing but what is broken.
+    pub fn resolve_over(
+        config: &Config,
+        args: &ClusterArgs,
+        recorded: Option<&Recorded>,
+    ) -> Result<Settings> {
         let f = &config.file;
+        let none = Recorded::default();
+        let rec = recorded.unwrap_or(&none);
         let in_file = |section: &str, key: &str, e: Error| -> Error {
             match e {
                 Error::InvalidInput(m) => {
@@ -429,13 +445,13 @@ impl Settings {
         let name = config.cluster_name(&args.name)?;
         let workers = match args.workers {
             Some(w) => w,
-            None => f.cluster.workers.unwrap_or(DEFAULT_WORKERS),
+            None => f.cluster.workers.or(rec.workers).unwrap_or(DEFAULT_WORKERS),
         };
         spec::validate_workers(workers).map_err(|e| match args.workers {
             Some(_) => e,
             None => in_file("cluster", "workers", e),
         })?;
-        let cores = args.cores.or(f.cluster.cores).unwrap_or(1);
+        let cores = args.cores.or(f.cluster.cores).or(rec.cores).unwrap_or(1);
         spec::validate_cores(cores).map_err(|e| match args.cores {
             Some(_) => e,
             None => in_file("cluster", "cores", e),
@@ -445,10 +461,28 @@ impl Settings {
             (None, Some(m)) => {
                 spec::parse_memory_mb(m).map_err(|e| in_file("cluster", "memory", e))?
             }
-            (None, None) => spec::parse_memory_mb(DEFAULT_MEMORY)?,
+            (None, None) => match rec.memory_mb {
+                Some(mb) => mb,
+                None => spec::parse_memory_mb(DEFAULT_MEMORY)?,
+            },
         };
         let timeout = config.timeout(args.timeout);
         let mut image = config.image_settings(&args.image);
+        if args.image.spark_version.is_none() && f.image.spark_version.is_none() {
+            if let Some(v) = &rec.spark_version {
+                image.spark_version.clone_from(v);
+            }
+        }
+        if args.image.base_image.is_none() && f.image.base_image.is_none() {
+            if let Some(b) = &rec.base_image {
+                image.base_image.clone_from(b);
+            }
+        }
+        if image.python_packages.is_empty() {
+            if let Some(p) = &rec.python_packages {
+                image.python_packages.clone_from(p);
+            }
+        }
         // "3.5" means the newest supported 3.5 release: print what will run.
         image.spark_version = crate::image::versions::lookup(&image.spark_version)
             .map_err(|e| match &args.image.spark_version {
@@ -509,11 +543,12 @@ impl Settings {
         if let Some(c) = f.apps.cores {
             spec::validate_cores(c).map_err(|e| in_file("apps", "cores", e))?;
         }
+        let rec_apps = rec.apps.clone().unwrap_or_default();
         let executor_memory_mb = match &f.apps.executor_memory {
             Some(m) => {
                 Some(spec::parse_memory_mb(m).map_err(|e| in_file("apps", "executor_memory", e))?)
             }
-            None => None,
+            None => rec_apps.executor_memory_mb,
         };
         if let Some(mb) = executor_memory_mb {
             if mb > memory_mb {
@@ -548,7 +583,10 @@ impl Settings {
                 }
                 v.clone()
             }
-            None => spec::Names::new(&name).notebooks_volume(),
+            None => rec
+                .notebooks
+                .clone()
+                .unwrap_or_else(|| spec::Names::new(&name).notebooks_volume()),
         };
         // The shared data directory: --data (relative to the current
         // directory), the file's [volumes] data (relative to the file), else
@@ -556,7 +594,10 @@ impl Settings {
         let data = match (&args.data, &f.volumes.data) {
             (Some(d), _) => std::path::absolute(d).unwrap_or_else(|_| d.clone()),
             (None, Some(d)) => config.relative(d),
-            (None, None) => config.base_dir().join(DEFAULT_DATA_DIR),
+            (None, None) => match &rec.data {
+                Some(d) => d.clone(),
+                None => config.base_dir().join(DEFAULT_DATA_DIR),
+            },
         };
         if data.exists() && !data.is_dir() {
             return Err(Error::InvalidInput(format!(
@@ -568,13 +609,18 @@ impl Settings {
             .bind
             .clone()
             .or_else(|| f.cluster.bind.clone())
+            .or_else(|| rec.bind.clone())
             .unwrap_or_else(|| "127.0.0.1".to_string());
         if bind.parse::<std::net::IpAddr>().is_err() {
             return Err(Error::InvalidInput(format!(
                 "--bind {bind:?} is not an IP address — give one of this machine's addresses, 0.0.0.0 for all, or leave it out for 127.0.0.1"
             )));
         }
-        let students = args.students.or(f.classroom.students).unwrap_or(0);
+        let students = args
+            .students
+            .or(f.classroom.students)
+            .or(rec.students)
+            .unwrap_or(0);
         if students > spec::MAX_STUDENTS {
             return Err(Error::InvalidInput(format!(
                 "--students {students} is out of range — give 1 to {}",
@@ -588,8 +634,8 @@ impl Settings {
             )));
         }
         let services = ServiceSettings {
-            history: args.history || f.cluster.history.unwrap_or(false),
-            connect: args.connect || f.cluster.connect.unwrap_or(false),
+            history: args.history || f.cluster.history.or(rec.history).unwrap_or(false),
+            connect: args.connect || f.cluster.connect.or(rec.connect).unwrap_or(false),
         };
         if services.connect {
             let major = image
@@ -615,9 +661,13 @@ impl Settings {
             ports,
             jupyter_token,
             apps: AppSettings {
-                cores: f.apps.cores,
+                cores: f.apps.cores.or(rec_apps.cores),
                 executor_memory_mb,
-                conf: f.apps.conf.clone(),
+                conf: if f.apps.conf.is_empty() {
+                    rec_apps.conf.clone()
+                } else {
+                    f.apps.conf.clone()
+                },
             },
             volumes: VolumeSettings {
                 notebooks,

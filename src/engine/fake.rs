@@ -280,7 +280,16 @@ struct Fault {
     target: Option<String>,
     /// Matching calls still to let through before this one fails.
     skip: u32,
-    error: Error,
+    effect: Effect,
+}
+
+/// What a fault does when its call comes.
+enum Effect {
+    /// The call fails with this error.
+    Fail(Error),
+    /// This container vanishes just before the call (`docker rm -f` from
+    /// elsewhere, racing sparkbox), and the call goes on.
+    Vanish(String),
 }
 
 #[derive(Default)]
@@ -443,7 +452,12 @@ impl FakeEngine {
                 });
                 if let Some(i) = found {
                     if st.faults[i].skip == 0 {
-                        verdict = Gate::Fail(st.faults.remove(i).error);
+                        match st.faults.remove(i).effect {
+                            Effect::Fail(e) => verdict = Gate::Fail(e),
+                            Effect::Vanish(victim) => {
+                                st.containers.remove(&victim);
+                            }
+                        }
                     } else {
                         st.faults[i].skip -= 1;
                     }
@@ -470,7 +484,7 @@ impl FakeEngine {
             call,
             target: None,
             skip: n.saturating_sub(1),
-            error,
+            effect: Effect::Fail(error),
         });
     }
 
@@ -486,7 +500,18 @@ impl FakeEngine {
             call,
             target: Some(target.to_string()),
             skip: 0,
-            error,
+            effect: Effect::Fail(error),
+        });
+    }
+
+    /// Just before the next call of kind `call` on `target`, the container
+    /// `victim` is removed behind sparkbox's back (a race with `docker rm`).
+    pub fn vanish_before(&self, call: Call, target: &str, victim: &str) {
+        self.st().faults.push(Fault {
+            call,
+            target: Some(target.to_string()),
+            skip: 0,
+            effect: Effect::Vanish(victim.to_string()),
         });
     }
 

@@ -4,7 +4,6 @@
 //! parity code, no Docker, in seconds.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use sparkbox::cli::{ClusterArgs, NameArg};
 use sparkbox::commands::build::settings_from;
@@ -192,18 +191,34 @@ async fn up_on_an_empty_engine_makes_a_ready_cluster() {
     let lab = Lab::new("empty");
     let out = lab.up(&lab.args(Some(3))).await.expect("up");
     assert!(out.plan.contains("build image"), "{}", out.plan);
-    assert_eq!(wait::alive_among(&out.master, &lab.wanted(3).into_iter().collect::<Vec<_>>()), 3);
+    assert_eq!(
+        wait::alive_among(&out.master, &lab.wanted(3).into_iter().collect::<Vec<_>>()),
+        3
+    );
     // The defaults: one core and 1 GiB a worker, as the master counts them.
     assert_eq!((out.master.cores, out.master.memory), (3, 3 * 1024));
-    assert!(out.parity.ok && out.parity.matching.len() == 5, "{:?}", out.parity);
+    assert!(
+        out.parity.ok && out.parity.matching.len() == 5,
+        "{:?}",
+        out.parity
+    );
     lab.assert_ready(3).await;
     // Every object carries the cluster label; the data directory was made.
     assert_eq!(lab.engine.network_names(), vec![lab.names().network()]);
-    assert_eq!(lab.engine.volume_names(), vec![lab.names().notebooks_volume()]);
+    assert_eq!(
+        lab.engine.volume_names(),
+        vec![lab.names().notebooks_volume()]
+    );
     assert!(lab.data.path().join("data").is_dir());
     let image = lab
         .engine
-        .image_info(&lab.engine.container(&lab.names().master()).expect("master").spec.image)
+        .image_info(
+            &lab.engine
+                .container(&lab.names().master())
+                .expect("master")
+                .spec
+                .image,
+        )
         .expect("the image");
     assert!(image.labels.contains_key(labels::VERSIONS));
     assert!(image.labels.contains_key(labels::IMAGE_HASH));
@@ -232,7 +247,10 @@ async fn up_heals_a_stopped_worker_and_only_it() {
     assert_eq!(lab.status().await.state, "degraded");
     lab.engine.clear_log();
     lab.up(&lab.args(None)).await.expect("healing up");
-    assert_eq!(lab.engine.mutations(), vec![format!("start_container {w2}")]);
+    assert_eq!(
+        lab.engine.mutations(),
+        vec![format!("start_container {w2}")]
+    );
     assert_eq!(lab.ids(), ids, "no container was recreated");
     for (name, _) in ids {
         let starts = lab.engine.container(&name).expect("there").start_count;
@@ -278,7 +296,11 @@ async fn scaling_touches_only_workers() {
         ]
     );
     for name in lab.wanted(1) {
-        assert_eq!(lab.ids().get(&name), after.get(&name), "{name} was recreated");
+        assert_eq!(
+            lab.ids().get(&name),
+            after.get(&name),
+            "{name} was recreated"
+        );
     }
     lab.assert_ready(1).await;
 }
@@ -302,7 +324,11 @@ async fn a_changed_setting_recreates_only_what_it_shapes() {
     assert_eq!(out.master.cores, 4, "two workers of two cores");
     let after = lab.ids();
     for worker in [names.worker(1), names.worker(2)] {
-        assert_ne!(after.get(&worker), before.get(&worker), "{worker} kept its old config");
+        assert_ne!(
+            after.get(&worker),
+            before.get(&worker),
+            "{worker} kept its old config"
+        );
         let c = lab.engine.container(&worker).expect("there");
         assert_eq!(c.env("SPARKBOX_WORKER_CORES"), Some("2"));
     }
@@ -316,7 +342,11 @@ async fn a_changed_setting_recreates_only_what_it_shapes() {
         "Jupyter recreated iff its settings changed ({conf_before:?} -> {:?})",
         conf(&lab)
     );
-    assert_eq!(after.get(&names.master()), before.get(&names.master()), "the master was recreated");
+    assert_eq!(
+        after.get(&names.master()),
+        before.get(&names.master()),
+        "the master was recreated"
+    );
     let master = names.master();
     assert!(
         lab.engine.mutations().iter().all(|m| !m.ends_with(&master)),
@@ -324,4 +354,260 @@ async fn a_changed_setting_recreates_only_what_it_shapes() {
         lab.engine.mutations()
     );
     lab.assert_ready(2).await;
+}
+
+#[tokio::test]
+async fn status_of_every_state() {
+    let lab = Lab::new("status");
+    let names = lab.names();
+    let absent = lab.status().await;
+    assert_eq!(absent.state, "absent");
+    assert!(absent.containers.is_empty());
+
+    lab.up(&lab.args(Some(2))).await.expect("up");
+    let ready = lab.status().await;
+    assert_eq!(ready.state, "ready");
+    assert_eq!((ready.cores.total, ready.memory_mb.total), (2, 2048));
+    assert!(ready
+        .containers
+        .iter()
+        .all(|c| c.versions_ok && c.state == "running"));
+
+    // A worker that died: degraded, and the master counts one worker.
+    lab.engine.exit_container(&names.worker(1), 137);
+    let degraded = lab.status().await;
+    assert_eq!(degraded.state, "degraded");
+    assert_eq!((degraded.workers.alive, degraded.workers.wanted), (1, 2));
+    assert!(degraded.parity.ok, "the running containers still agree");
+
+    // Everything stopped.
+    for name in lab.engine.container_names() {
+        lab.engine.stop_container(&name, 1).await.expect("stop");
+    }
+    let stopped = lab.status().await;
+    assert_eq!(stopped.state, "stopped");
+    assert_eq!(stopped.workers.alive, 0);
+
+    // Running again, but one container runs another py4j than the image.
+    lab.up(&lab.args(None)).await.expect("up restarts them");
+    assert_eq!(lab.status().await.state, "ready");
+    assert!(lab.engine.set_version(&names.worker(2), "py4j", "0.10.9.5"));
+    let mismatch = lab.status().await;
+    assert_eq!(mismatch.state, "degraded");
+    assert!(!mismatch.parity.ok);
+    assert_eq!(mismatch.parity.differences.len(), 1);
+    assert_eq!(mismatch.parity.differences[0].key, "py4j");
+    let bad: Vec<&str> = mismatch
+        .containers
+        .iter()
+        .filter(|c| !c.versions_ok)
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(bad, vec![names.worker(2).as_str()]);
+    // And `up` refuses to call that cluster ready.
+    let err = lab.up(&lab.args(None)).await.expect_err("parity fails");
+    assert!(matches!(err, Error::ParityMismatch(_)), "{err}");
+    assert!(err.to_string().contains("0.10.9.5"), "{err}");
+}
+
+/// Runs `up` until the engine pauses at its `n`-th mutating call and drops
+/// the future there, as Ctrl-C does (`tokio::select!` in main); returns
+/// false when `up` finished before reaching it.
+async fn interrupt_at(lab: &Lab, args: &ClusterArgs, n: u32) -> bool {
+    lab.engine.pause_at_mutation(n);
+    let paused = tokio::select! {
+        result = lab.up(args) => {
+            result.expect("an up that was not interrupted succeeds");
+            false
+        }
+        _ = lab.engine.paused() => true,
+    };
+    lab.engine.release();
+    paused
+}
+
+/// For every mutating call of the plan `args` makes from `prepare`'s
+/// state: interrupt there, then a fresh `up` converges to exactly the
+/// wanted cluster.
+async fn ctrl_c_after_every_call(
+    tag: &str,
+    prepare: Option<u32>,
+    args: impl Fn(&Lab) -> ClusterArgs,
+    workers: u32,
+    check: impl Fn(&Lab),
+) {
+    // How many mutating calls the whole plan makes, uninterrupted.
+    let probe = Lab::new(&format!("{tag}-probe"));
+    if let Some(w) = prepare {
+        probe.up(&probe.args(Some(w))).await.expect("prepare");
+    }
+    probe.engine.clear_log();
+    probe.up(&args(&probe)).await.expect("the uninterrupted up");
+    let total = probe.engine.mutations().len() as u32;
+    assert!(total >= 2, "{:?}", probe.engine.mutations());
+    for n in 1..=total {
+        let lab = Lab::new(&format!("{tag}-{n}"));
+        if let Some(w) = prepare {
+            lab.up(&lab.args(Some(w))).await.expect("prepare");
+        }
+        let args = args(&lab);
+        assert!(
+            interrupt_at(&lab, &args, n).await,
+            "up finished before call {n} of {total}"
+        );
+        lab.up(&args)
+            .await
+            .unwrap_or_else(|e| panic!("up after Ctrl-C at call {n} of {total}: {e}"));
+        lab.assert_ready(workers).await;
+        check(&lab);
+    }
+}
+
+#[tokio::test]
+async fn ctrl_c_after_every_call_of_a_first_up_then_up_converges() {
+    ctrl_c_after_every_call("cc-new", None, |lab| lab.args(Some(2)), 2, |_| {}).await;
+}
+
+#[tokio::test]
+async fn ctrl_c_after_every_call_of_a_change_then_up_converges() {
+    let args = |lab: &Lab| {
+        let mut a = lab.args(Some(3));
+        a.cores = Some(2);
+        a
+    };
+    ctrl_c_after_every_call("cc-change", Some(2), args, 3, |lab| {
+        for n in 1..=3 {
+            let w = lab
+                .engine
+                .container(&lab.names().worker(n))
+                .expect("worker");
+            assert_eq!(w.env("SPARKBOX_WORKER_CORES"), Some("2"), "{}", w.name());
+            assert_eq!(
+                w.start_count,
+                1,
+                "{} was started on its old config",
+                w.name()
+            );
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_container_gone_before_its_removal_is_not_an_error() {
+    let lab = Lab::new("gone-rm");
+    let names = lab.names();
+    lab.up(&lab.args(Some(3))).await.expect("up");
+    // `docker rm -f` from elsewhere races the scale-down's removal.
+    let w3 = names.worker(3);
+    lab.engine.vanish_before(Call::RemoveContainer, &w3, &w3);
+    lab.up(&lab.args(Some(1)))
+        .await
+        .expect("scale down despite the race");
+    lab.assert_ready(1).await;
+}
+
+#[tokio::test]
+async fn a_container_gone_before_its_start_fails_as_gone_then_up_heals() {
+    let lab = Lab::new("gone-start");
+    let names = lab.names();
+    lab.up(&lab.args(Some(2))).await.expect("up");
+    let w2 = names.worker(2);
+    lab.engine.exit_container(&w2, 137);
+    lab.engine.vanish_before(Call::StartContainer, &w2, &w2);
+    let err = lab.up(&lab.args(None)).await.expect_err("the engine's 404");
+    assert!(
+        matches!(&err, Error::Gone { object, .. } if object.contains(&w2)),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("run the command again"), "{err}");
+    // With --workers: the cluster's record is its containers, and without
+    // the flag `up` would settle on the highest worker that is left (one).
+    lab.up(&lab.args(Some(2)))
+        .await
+        .expect("the next up creates it");
+    lab.assert_ready(2).await;
+}
+
+#[tokio::test]
+async fn a_foreign_container_with_a_wanted_name_is_a_name_conflict() {
+    let lab = Lab::new("conflict");
+    let w2 = lab.names().worker(2);
+    // Someone's own container, without sparkbox's labels, holds the name.
+    lab.engine.add_image("busybox:latest", Default::default());
+    lab.engine
+        .create_network("theirs", Default::default())
+        .await
+        .expect("network");
+    lab.engine
+        .create_container(&sparkbox::engine::ContainerSpec {
+            name: w2.clone(),
+            image: "busybox".into(),
+            network: "theirs".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("their container");
+    let err = lab
+        .up(&lab.args(Some(2)))
+        .await
+        .expect_err("the engine's 409");
+    assert!(
+        matches!(&err, Error::NameConflict { name, .. } if *name == w2),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(text.contains(&format!("docker rm -f {w2}")), "{text}");
+    assert_eq!(err.exit_code(), 1);
+    // Once they remove it, up finishes the cluster.
+    lab.engine.remove_container(&w2).await.expect("removed");
+    lab.up(&lab.args(Some(2))).await.expect("up");
+    lab.assert_ready(2).await;
+}
+
+#[tokio::test]
+async fn an_unreachable_engine_is_reported_as_such() {
+    let lab = Lab::new("unreachable");
+    lab.engine.set_unreachable(true);
+    let err = lab.up(&lab.args(Some(2))).await.expect_err("no engine");
+    assert!(matches!(err, Error::DockerUnreachable { .. }), "{err:?}");
+    assert_eq!(err.exit_code(), 3);
+    assert!(lab.engine.container_names().is_empty());
+
+    // The engine goes away in the middle of an up, and comes back.
+    lab.engine.set_unreachable(false);
+    lab.engine.fail_nth(
+        Call::StartContainer,
+        2,
+        Error::DockerUnreachable {
+            host: "fake".into(),
+            detail: "connection reset".into(),
+        },
+    );
+    let err = lab.up(&lab.args(Some(2))).await.expect_err("lost mid-way");
+    assert!(matches!(err, Error::DockerUnreachable { .. }), "{err:?}");
+    lab.up(&lab.args(Some(2)))
+        .await
+        .expect("up once it is back");
+    lab.assert_ready(2).await;
+}
+
+#[tokio::test]
+async fn an_engine_error_while_observing_changes_nothing() {
+    let lab = Lab::new("observe-err");
+    lab.engine.fail_nth(
+        Call::Networks,
+        1,
+        Error::Engine {
+            action: "list networks".into(),
+            detail: "500 Internal Server Error".into(),
+        },
+    );
+    let err = lab.up(&lab.args(Some(2))).await.expect_err("observe fails");
+    assert!(err.to_string().contains("list networks"), "{err}");
+    assert!(
+        lab.engine.mutations().is_empty(),
+        "{:?}",
+        lab.engine.mutations()
+    );
 }

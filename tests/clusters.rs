@@ -392,7 +392,10 @@ fn two_clusters_side_by_side_from_the_examples() {
     let o = interrupted.wait_with_output().expect("interrupted up");
     assert_eq!(o.status.code(), Some(130), "{}", text(&o));
     assert!(
-        text(&o).contains(&format!("`sparkbox up -n {b}` finishes it")),
+        // The hint is the interrupted command itself, word for word.
+        text(&o).contains(&format!(
+            "`sparkbox --progress plain up -n {b}` finishes it"
+        )),
         "{}",
         text(&o)
     );

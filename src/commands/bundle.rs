@@ -18,12 +18,13 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 
-use crate::commands::cluster::{collect_status, image_versions};
 use crate::engine::{Connection, ContainerState, DockerEngine, Engine};
 use crate::error::{Error, Result};
 use crate::image::versions::{Versions, VERSION_KEYS};
 use crate::model::labels;
 use crate::ops::parity::{self, Measured, ParityReport, ParityRow};
+use crate::ops::ready::image_versions;
+use crate::ops::status::collect as collect_status;
 use crate::ops::wait;
 use crate::progress::Progress;
 

@@ -3,12 +3,12 @@
 
 use crate::cli::DoctorArgs;
 use crate::commands::build::recipe_from;
-use crate::commands::lifecycle::cluster_lines;
 use crate::engine::{Connection, Engine};
 use crate::error::{Error, Result};
 use crate::image::base;
 use crate::model::labels;
 use crate::model::spec;
+use crate::ops::lifecycle::cluster_lines;
 use crate::plan::ports;
 use crate::settings::{Config, Settings};
 
@@ -286,7 +286,7 @@ pub fn connect_client_finding(
 ) -> Finding {
     let install = format!(
         "pip install \"{}\"",
-        crate::commands::cluster::connect_requirement(spark)
+        crate::ops::urls::connect_requirement(spark)
     );
     let Some(host) = host else {
         return finding(

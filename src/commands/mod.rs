@@ -24,9 +24,13 @@ pub fn interrupt_hint(command: &Command, config: &Config) -> String {
             .cluster_name(arg)
             .unwrap_or_else(|_| crate::model::spec::DEFAULT_CLUSTER.to_string())
     };
+    // The same command again finishes what it began: with the cluster's
+    // record under the flags, `up -n NAME` alone would finish the cluster as
+    // it was before this command, not as this command asked.
+    let again = command_line();
     let partial = |cluster: String| {
         format!(
-            "cluster {cluster} may be partly made or changed; `sparkbox up -n {cluster}` finishes it, `sparkbox down -n {cluster}` removes it (notebook volumes are kept)"
+            "cluster {cluster} may be partly made or changed; `{again}` finishes it, `sparkbox down -n {cluster}` removes it (notebook volumes are kept)"
         )
     };
     match command {
@@ -55,6 +59,27 @@ pub fn interrupt_hint(command: &Command, config: &Config) -> String {
         ),
         _ => "nothing was changed".to_string(),
     }
+}
+
+/// This process's command line as a shell would take it back.
+fn command_line() -> String {
+    let words: Vec<String> = std::env::args()
+        .enumerate()
+        .map(|(i, a)| {
+            if i == 0 {
+                return "sparkbox".to_string();
+            }
+            let plain = !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c));
+            if plain {
+                a
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect();
+    words.join(" ")
 }
 
 /// Runs the parsed command line; Ctrl-C stops it with a hint at what to do next.

@@ -5,6 +5,7 @@ pub mod execute;
 pub mod observe;
 pub mod ports;
 pub mod reconcile;
+pub mod settle;
 
 use std::fmt;
 

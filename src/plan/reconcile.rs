@@ -58,8 +58,57 @@ fn converge(
     }
 }
 
-/// The plan that turns `observed` into `desired`.
-pub fn reconcile(desired: &Desired, observed: &Observed) -> Plan {
+/// What a plan may touch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Everything: `up`.
+    All,
+    /// Workers only, and only their count (`scale`): missing workers are
+    /// made, stopped ones started, those above the count removed; a worker
+    /// whose settings differ is left as it is, and nothing else is touched.
+    WorkerCount,
+}
+
+/// The plan that turns `observed` into `desired`, within `scope`.
+pub fn reconcile(desired: &Desired, observed: &Observed, scope: Scope) -> Plan {
+    match scope {
+        Scope::All => reconcile_all(desired, observed),
+        Scope::WorkerCount => worker_count(desired, observed),
+    }
+}
+
+fn worker_count(desired: &Desired, observed: &Observed) -> Plan {
+    let have_workers = observed.workers();
+    let mut steps = Vec::new();
+    for (n, want) in &desired.workers {
+        match have_workers.get(n) {
+            None => steps.push(Step {
+                stage: Stage::Workers,
+                action: Action::CreateContainer(Box::new(want.clone())),
+                cause: Cause::NotFound,
+            }),
+            Some(have) if !have.is_running() => steps.push(Step {
+                stage: Stage::Workers,
+                action: Action::StartContainer(have.name.clone()),
+                cause: Cause::Stopped,
+            }),
+            Some(_) => {}
+        }
+    }
+    for (n, have) in have_workers.iter().rev() {
+        if !desired.workers.contains_key(n) {
+            steps.push(Step {
+                stage: Stage::Removal,
+                action: Action::RemoveContainer(have.name.clone()),
+                cause: Cause::ScaleDown,
+            });
+        }
+    }
+    steps.sort_by_key(|s| s.stage);
+    Plan { steps }
+}
+
+fn reconcile_all(desired: &Desired, observed: &Observed) -> Plan {
     let mut steps = Vec::new();
     if !observed.image_present {
         steps.push(Step {
@@ -200,7 +249,7 @@ mod tests {
     #[test]
     fn fresh_cluster_plan() {
         let d = desired(&sample_spec(3), &sample_resolved(3));
-        let plan = reconcile(&d, &Observed::default());
+        let plan = reconcile(&d, &Observed::default(), Scope::All);
         insta::assert_snapshot!(plan.to_string(), @r"
          1. build image sparkbox/jupyter-spark:test (not found)
          2. create network demo-net (not found)
@@ -216,7 +265,7 @@ mod tests {
     #[test]
     fn healthy_cluster_needs_nothing() {
         let d = desired(&sample_spec(2), &sample_resolved(2));
-        let plan = reconcile(&d, &observed_from(&d));
+        let plan = reconcile(&d, &observed_from(&d), Scope::All);
         assert!(plan.is_empty(), "{plan}");
         assert_eq!(
             plan.to_string(),
@@ -228,7 +277,7 @@ mod tests {
     fn scaling_up_adds_only_the_new_worker() {
         let two = desired(&sample_spec(2), &sample_resolved(2));
         let three = desired(&sample_spec(3), &sample_resolved(3));
-        let plan = reconcile(&three, &observed_from(&two));
+        let plan = reconcile(&three, &observed_from(&two), Scope::All);
         insta::assert_snapshot!(plan.to_string(), @" 1. create container demo-worker-3 (not found)");
     }
 
@@ -236,7 +285,7 @@ mod tests {
     fn scaling_down_removes_the_highest_first() {
         let three = desired(&sample_spec(3), &sample_resolved(3));
         let one = desired(&sample_spec(1), &sample_resolved(1));
-        let plan = reconcile(&one, &observed_from(&three));
+        let plan = reconcile(&one, &observed_from(&three), Scope::All);
         insta::assert_snapshot!(plan.to_string(), @r"
          1. remove container demo-worker-3 (scale down)
          2. remove container demo-worker-2 (scale down)
@@ -255,7 +304,7 @@ mod tests {
         {
             c.state = "exited".into();
         }
-        let plan = reconcile(&d, &obs);
+        let plan = reconcile(&d, &obs, Scope::All);
         insta::assert_snapshot!(plan.to_string(), @r"
          1. start container demo-worker-1 (stopped)
          2. create container demo-worker-3 (not found)
@@ -271,7 +320,7 @@ mod tests {
         let mut spec = sample_spec(2);
         spec.worker_cores = 2;
         let d2 = desired(&spec, &sample_resolved(2));
-        let plan = reconcile(&d2, &obs);
+        let plan = reconcile(&d2, &obs, Scope::All);
         insta::assert_snapshot!(plan.to_string(), @r"
          1. remove container demo-worker-1 (config changed)
          2. remove container demo-worker-2 (config changed)
@@ -294,6 +343,7 @@ mod tests {
         let plan = reconcile(
             &with,
             &observed_from(&desired(&sample_spec(1), &sample_resolved(1))),
+            Scope::All,
         );
         insta::assert_snapshot!(plan.to_string(), @r"
          1. create volume demo-events (not found)
@@ -305,7 +355,7 @@ mod tests {
         let mut obs = observed_from(&with);
         obs.containers.extend(with.extras.iter().map(running));
         let without = desired(&sample_spec(1), &sample_resolved(1));
-        let plan = reconcile(&without, &obs);
+        let plan = reconcile(&without, &obs, Scope::All);
         insta::assert_snapshot!(plan.to_string(), @r"
          1. remove container demo-jupyter (config changed)
          2. remove container demo-history (not asked for)
@@ -328,7 +378,7 @@ mod tests {
                 (labels::CONFIG_HASH.to_string(), "old".to_string()),
             ]);
         }
-        let plan = reconcile(&d, &obs);
+        let plan = reconcile(&d, &obs, Scope::All);
         insta::assert_snapshot!(plan.to_string(), @r"
          1. remove container demo-master (config changed)
          2. remove container demo-worker-1 (master replaced)

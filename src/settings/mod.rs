@@ -306,6 +306,30 @@ pub struct ImageSettings {
     pub python_packages: Vec<String>,
 }
 
+impl ImageSettings {
+    /// The image recipe these settings describe (the Spark release checked
+    /// against the version matrix, the packages checked as pip requirements).
+    pub fn recipe(&self) -> Result<crate::image::ImageRecipe> {
+        let entry = crate::image::versions::lookup(&self.spark_version)?;
+        crate::image::ImageRecipe::new(
+            entry,
+            Some(self.base_image.clone()),
+            self.python_packages.clone(),
+        )
+    }
+
+    /// How this machine builds it: the CA bundle and mirror, `force` to
+    /// rebuild a present image, `no_cache` to ignore the builder's cache.
+    pub fn build_settings(&self, force: bool, no_cache: bool) -> crate::image::BuildSettings {
+        crate::image::BuildSettings {
+            ca_bundle: self.ca_bundle.clone(),
+            debian_mirror: self.debian_mirror.clone(),
+            force: force || no_cache,
+            no_cache,
+        }
+    }
+}
+
 /// One host port: fixed by the user, or a default that moves when taken.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct PortSetting {

@@ -1,0 +1,333 @@
+//! `up`: settle the settings over the existing cluster's record, observe,
+//! plan, execute, then the shared readiness and parity step.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::cli::ClusterArgs;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::image::versions::Versions;
+use crate::lock;
+use crate::model::labels::{self, Labelled};
+use crate::model::spec::{self, ClusterSpec, Names, Role};
+use crate::ops::ready::{self, Members};
+use crate::ops::status::WorkerCounts;
+use crate::ops::urls::Urls;
+use crate::ops::wait::{self, MasterJson};
+use crate::plan::desired::{self, Desired, Resolved};
+use crate::plan::execute::{self, Context};
+use crate::plan::observe::Observed;
+use crate::plan::reconcile::{reconcile, Scope};
+use crate::plan::settle::settle;
+use crate::plan::{Action, Cause, Plan};
+use crate::progress::Progress;
+use crate::settings::{Config, Recorded, Settings};
+
+/// The desired cluster from the resolved settings, validated before any engine call.
+pub fn spec_from(settings: &Settings) -> Result<ClusterSpec> {
+    // Settings::resolve has checked the values (the data directory included).
+    Ok(ClusterSpec {
+        name: settings.name.clone(),
+        workers: settings.workers,
+        worker_cores: settings.cores,
+        worker_memory_mb: settings.memory_mb,
+        image: settings.image.recipe()?,
+        bind_address: settings.bind.clone(),
+        master_ui_port: settings.ports.master_ui.choice(),
+        jupyter_port: settings.ports.jupyter.choice(),
+        app_ui_port: settings.ports.app_ui.choice(),
+        timeout: Duration::from_secs(settings.timeout),
+        jupyter_token: settings.jupyter_token.clone(),
+        apps: settings.apps.clone(),
+        notebooks_volume: settings.volumes.notebooks.clone(),
+        data_dir: settings.volumes.data.clone(),
+        host_user: None,
+        history: settings
+            .services
+            .history
+            .then(|| settings.ports.history.choice()),
+        connect: settings
+            .services
+            .connect
+            .then(|| settings.ports.connect.choice()),
+        students: settings.students,
+    })
+}
+
+/// The owner (uid, gid) of the data directory: the containers' `spark` user
+/// takes it, so what Spark writes there stays the host user's.
+pub fn data_dir_owner(dir: &std::path::Path) -> Option<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(dir).ok().map(|m| (m.uid(), m.gid()))
+}
+
+/// This process's real uid and gid (from /proc; None elsewhere).
+pub fn current_user() -> Option<(u32, u32)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |key: &str| -> Option<u32> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    Some((field("Uid:")?, field("Gid:")?))
+}
+
+/// What `sparkbox up --json` prints on success (schema 1, in the README).
+#[derive(Debug, Clone, Serialize)]
+pub struct UpReport {
+    /// Document version.
+    pub schema: u32,
+    /// Cluster name.
+    pub cluster: String,
+    /// False when the cluster was already as asked and nothing was done.
+    pub changed: bool,
+    /// Seconds `up` took.
+    pub elapsed_s: f64,
+    /// Workers alive at the master and workers asked for.
+    pub workers: WorkerCounts,
+    /// Cores the alive workers offer.
+    pub cores: u64,
+    /// Memory the alive workers offer (MiB).
+    pub memory_mb: u64,
+    /// The image's versions, which every container was shown to run.
+    pub versions: Versions,
+    /// Host URLs, as in `status --json`.
+    pub urls: Urls,
+    /// Spark master URL inside the network.
+    pub master_url: String,
+}
+
+/// What `up` did.
+#[derive(Debug)]
+pub enum UpOutcome {
+    /// `--dry-run`: the plan, and nothing changed.
+    DryRun {
+        /// Cluster name.
+        cluster: String,
+        /// What `up` would do.
+        plan: Plan,
+        /// Notes (moved ports, recreated Jupyter servers and why).
+        notes: Vec<String>,
+    },
+    /// The cluster is ready.
+    Ready(Box<UpDone>),
+}
+
+/// A ready cluster, as `up` reports it.
+#[derive(Debug)]
+pub struct UpDone {
+    /// The `up --json` document.
+    pub report: UpReport,
+    /// Notes said before the plan ran.
+    pub notes: Vec<String>,
+    /// Jupyter servers (one, or one per student).
+    pub students: u32,
+    /// Containers shown to run the same versions.
+    pub containers: usize,
+    /// The master's view once ready.
+    pub master: MasterJson,
+    /// What `--bind` opens to the network, when it does.
+    pub exposure: Option<String>,
+}
+
+/// `sparkbox up` on `engine`: `args` and the file over what the existing
+/// cluster was made with, over the defaults.
+pub async fn up<E: Engine>(
+    engine: &E,
+    config: &Config,
+    args: &ClusterArgs,
+    dry_run: bool,
+    progress: &Progress,
+) -> Result<UpOutcome> {
+    let started = Instant::now();
+    // Flags and file first: a bad value is refused before anything is locked.
+    let asked = Settings::resolve(config, args)?;
+    let cluster = asked.name.clone();
+    let _lock = if dry_run {
+        None
+    } else {
+        let wait = Duration::from_secs(asked.timeout);
+        Some(lock::acquire(&cluster, "up", wait, progress).await?)
+    };
+    let mut observed = Observed::read(engine, &cluster, None).await?;
+    let recorded = Recorded::from_labels(observed.containers.iter().map(|c| &c.labels));
+    let settings = Settings::resolve_over(config, args, recorded.as_ref())?;
+    let mut spec = spec_from(&settings)?;
+    if let Some(dir) = &spec.data_dir {
+        // The directory is made (by this user) only once the plan stands.
+        spec.host_user = data_dir_owner(dir).or_else(current_user);
+    }
+    let build = settings.image.build_settings(false, false);
+    let tag = spec.image.tag();
+    observed.image_present = engine.image(&tag).await?.is_some();
+    let (resolved, mut notes) = settle(&spec, &observed)?;
+    let desired = desired::desired(&spec, &resolved);
+    let plan = reconcile(&desired, &observed, Scope::All);
+    notes.extend(recreated_jupyters(&plan, &observed, &desired));
+    if dry_run {
+        return Ok(UpOutcome::DryRun {
+            cluster,
+            plan,
+            notes,
+        });
+    }
+    for note in &notes {
+        progress.note(&format!("note: {note}"));
+    }
+    if let Some(dir) = &spec.data_dir {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Error::InvalidInput(format!(
+                "cannot create the data directory {}: {e} — create it yourself, or pass --data DIR (or set [volumes] data)",
+                dir.display()
+            ))
+        })?;
+    }
+    let ctx = Context {
+        cluster: &spec.name,
+        recipe: &spec.image,
+        settings: &build,
+        timeout: spec.timeout,
+    };
+    let deadline = execute::execute(engine, &plan, &ctx, progress).await?;
+    progress.phase("waiting for workers, Jupyter and version parity");
+    let reference = ready::image_versions(engine, &tag).await?;
+    let members = Members::of_desired(&desired);
+    let master =
+        ready::ready_and_same(engine, &cluster, &members, &reference, deadline, progress).await?;
+    progress.finish();
+    let names = Names::new(&cluster);
+    let wanted: Vec<String> = desired.workers.values().map(|w| w.name.clone()).collect();
+    let report = UpReport {
+        schema: 1,
+        cluster: cluster.clone(),
+        changed: !plan.is_empty(),
+        elapsed_s: (started.elapsed().as_secs_f64() * 100.0).round() / 100.0,
+        workers: WorkerCounts {
+            alive: wait::alive_among(&master, &wanted),
+            wanted: wanted.len(),
+        },
+        cores: master.cores,
+        memory_mb: master.memory,
+        urls: Urls::of_resolved(&resolved, &reference),
+        versions: reference,
+        master_url: names.master_url(),
+    };
+    Ok(UpOutcome::Ready(Box::new(UpDone {
+        report,
+        notes,
+        students: spec.students,
+        containers: members.containers.len(),
+        master,
+        exposure: resolved
+            .secret
+            .is_some()
+            .then(|| exposure_warning(&spec, &resolved)),
+    })))
+}
+
+/// What a label holds, in words, for saying why a Jupyter server is recreated.
+const EXPLAINED: &[(&str, &str)] = &[
+    (labels::DATA_DIR, "the data directory"),
+    (labels::IMAGE_REF, "the image"),
+    (labels::SPARK_VERSION, "the Spark release"),
+    (labels::PYTHON_PACKAGES, "the extra Python packages"),
+    (labels::BIND, "the bind address"),
+    (labels::TOKEN, "the token"),
+    (labels::JUPYTER_PORT, "the Jupyter port"),
+    (labels::APP_UI_PORT, "the application UI ports"),
+    (labels::NOTEBOOKS, "the notebooks volume"),
+    (labels::APPS, "[apps]"),
+    (
+        labels::HOST_USER,
+        "the user it runs as (the data directory's owner)",
+    ),
+];
+
+/// One note per running Jupyter server the plan recreates, naming the
+/// settings that changed (its notebooks' kernels stop; notebooks are kept).
+pub fn recreated_jupyters(plan: &Plan, observed: &Observed, desired: &Desired) -> Vec<String> {
+    let mut notes = Vec::new();
+    for step in &plan.steps {
+        let Action::RemoveContainer(name) = &step.action else {
+            continue;
+        };
+        if step.cause != Cause::ConfigChanged {
+            continue;
+        }
+        let Some(have) = observed.containers.iter().find(|c| &c.name == name) else {
+            continue;
+        };
+        if Labelled(&have.labels).role() != Some(Role::Jupyter) || !have.is_running() {
+            continue;
+        }
+        let Some(want) = desired.jupyters.iter().find(|j| &j.name == name) else {
+            continue;
+        };
+        let changes = label_changes(&have.labels, &want.labels);
+        let why = if changes.is_empty() {
+            "its container template changed (a newer sparkbox, or a setting recorded in no label)"
+                .to_string()
+        } else {
+            changes.join("; ")
+        };
+        notes.push(format!(
+            "{name} is recreated, so the notebook kernels running in it stop (the notebooks are kept): {why}"
+        ));
+    }
+    notes
+}
+
+fn label_changes(have: &HashMap<String, String>, want: &HashMap<String, String>) -> Vec<String> {
+    let shown = |v: Option<&String>| match v {
+        Some(v) if !v.is_empty() => v.clone(),
+        _ => "(none)".to_string(),
+    };
+    EXPLAINED
+        .iter()
+        .filter(|(key, _)| have.get(*key) != want.get(*key))
+        .map(|(key, what)| match *key {
+            // Never print a token.
+            labels::TOKEN => format!("{what} changed"),
+            _ => format!(
+                "{what} {} → {}",
+                shown(have.get(*key)),
+                shown(want.get(*key))
+            ),
+        })
+        .collect()
+}
+
+/// What `--bind` opens to the network, said after every `up` that does it.
+pub fn exposure_warning(spec: &ClusterSpec, resolved: &Resolved) -> String {
+    let jupyter_ports: Vec<String> = resolved
+        .jupyters
+        .iter()
+        .map(|j| j.port.to_string())
+        .collect();
+    let mut open = vec![
+        format!("Jupyter on {} (token required)", jupyter_ports.join(", ")),
+        format!(
+            "the master and worker web UIs on {} and {}… (read-only, but they show every application)",
+            resolved.master_ui_port,
+            spec::FIRST_WORKER_UI_PORT
+        ),
+        "the application UIs (they show the notebooks' jobs and data samples)".to_string(),
+    ];
+    if let Some(p) = resolved.history_port {
+        open.push(format!("the history server on {p}"));
+    }
+    format!(
+        "warning: cluster {} publishes its ports on {}, so other machines can reach: {}. Spark's RPC requires the cluster's generated secret (spark.authenticate), so nobody can submit to the master without it. Run `sparkbox up -n {} --bind 127.0.0.1` to keep everything on this machine.",
+        spec.name,
+        spec.bind_address,
+        open.join("; "),
+        spec.name
+    )
+}

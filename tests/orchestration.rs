@@ -6,21 +6,16 @@
 use std::collections::BTreeSet;
 
 use sparkbox::cli::{ClusterArgs, NameArg};
-use sparkbox::commands::build::settings_from;
-use sparkbox::commands::cluster::{collect_status, resolve, spec_from, StatusReport};
 use sparkbox::engine::fake::{Call, FakeEngine};
 use sparkbox::engine::Engine;
-use sparkbox::image;
 use sparkbox::model::labels;
 use sparkbox::model::spec::Names;
-use sparkbox::ops::parity::{self, ParityReport};
-use sparkbox::ops::wait::{self, MasterJson};
-use sparkbox::plan::desired;
-use sparkbox::plan::execute::{self, Context};
-use sparkbox::plan::observe::Observed;
-use sparkbox::plan::reconcile::reconcile;
+use sparkbox::ops::status::StatusReport;
+use sparkbox::ops::up::{UpDone, UpOutcome};
+use sparkbox::ops::wait;
+use sparkbox::ops::{lifecycle, status};
 use sparkbox::progress::{Progress, ProgressMode};
-use sparkbox::settings::{recorded::Recorded, Config, Settings};
+use sparkbox::settings::Config;
 use sparkbox::{Error, Result};
 
 /// One test's cluster: its own engine, name and data directory.
@@ -56,12 +51,29 @@ impl Lab {
         }
     }
 
-    async fn up(&self, args: &ClusterArgs) -> Result<UpOutcome> {
-        up(&self.engine, args).await
+    /// `sparkbox up` with `args`, to a ready cluster.
+    async fn up(&self, args: &ClusterArgs) -> Result<UpDone> {
+        let outcome =
+            sparkbox::ops::up::up(&self.engine, &Config::default(), args, false, &quiet()).await?;
+        match outcome {
+            UpOutcome::Ready(done) => Ok(*done),
+            UpOutcome::DryRun { .. } => panic!("up without --dry-run made a dry run"),
+        }
+    }
+
+    /// `sparkbox up --dry-run` with `args`: the plan as it prints.
+    async fn plan(&self, args: &ClusterArgs) -> String {
+        let outcome = sparkbox::ops::up::up(&self.engine, &Config::default(), args, true, &quiet())
+            .await
+            .expect("a dry run");
+        match outcome {
+            UpOutcome::DryRun { plan, .. } => plan.to_string(),
+            UpOutcome::Ready(_) => panic!("up --dry-run ran the plan"),
+        }
     }
 
     async fn status(&self) -> StatusReport {
-        collect_status(&self.engine, &self.name)
+        status::collect(&self.engine, &self.name)
             .await
             .expect("status reads the fake engine")
     }
@@ -104,103 +116,34 @@ fn quiet() -> Progress {
     Progress::new(ProgressMode::Quiet, false)
 }
 
-/// What an `up` did and found.
-#[derive(Debug)]
-struct UpOutcome {
-    /// The plan it executed, as `--dry-run` prints it.
-    plan: String,
-    /// The master's view once ready.
-    master: MasterJson,
-    /// Version parity over every container.
-    parity: ParityReport,
-}
-
-/// `sparkbox up` on `engine`, from the real pieces (observe, settle,
-/// desired, reconcile, execute, readiness, parity) in the order
-/// `commands::cluster::up_on_engine` runs them, until `ops::up` takes an
-/// engine.
-async fn up<E: Engine>(engine: &E, args: &ClusterArgs) -> Result<UpOutcome> {
-    let progress = quiet();
-    let config = Config::default();
-    let cluster = config.cluster_name(&args.name)?;
-    let existing = engine.containers(&[(labels::CLUSTER, &cluster)]).await?;
-    let recorded = Recorded::from_labels(existing.iter().map(|c| &c.labels));
-    let settings = Settings::resolve_over(&config, args, recorded.as_ref())?;
-    let mut spec = spec_from(&settings)?;
-    if spec.data_dir.is_some() {
-        spec.host_user = Some((1000, 1000));
-    }
-    let build = settings_from(&settings.image, false, false);
-    let names = Names::new(&spec.name);
-    let tag = spec.image.tag();
-    let observed = Observed::read(engine, &spec.name, Some(&tag)).await?;
-    let (resolved, _notes) = resolve(&spec, &observed)?;
-    let desired = desired::desired(&spec, &resolved);
-    let plan = reconcile(&desired, &observed);
-    if let Some(dir) = &spec.data_dir {
-        std::fs::create_dir_all(dir).map_err(|e| Error::Io(e.to_string()))?;
-    }
-    let ctx = Context {
-        cluster: &spec.name,
-        recipe: &spec.image,
-        settings: &build,
-        timeout: spec.timeout,
-    };
-    let deadline = execute::execute(engine, &plan, &ctx, &progress).await?;
-    let info = engine.image(&tag).await?.ok_or_else(|| Error::Engine {
-        action: format!("inspect image {tag}"),
-        detail: "gone".into(),
-    })?;
-    let reference = image::versions_from_labels(&info.labels).ok_or_else(|| Error::Engine {
-        action: format!("inspect image {tag}"),
-        detail: "no versions label".into(),
-    })?;
-    let jupyters: Vec<String> = desired.jupyters.iter().map(|j| j.name.clone()).collect();
-    let mut containers = vec![names.master()];
-    containers.extend(jupyters.iter().cloned());
-    containers.extend((1..=spec.workers).map(|n| names.worker(n)));
-    let (ready, measured) = tokio::join!(
-        wait::wait_ready(
-            engine,
-            &spec.name,
-            &names,
-            wait::ReadyTargets {
-                workers: spec.workers,
-                jupyters: &jupyters,
-                extras: &[],
-            },
-            deadline,
-            &progress
-        ),
-        parity::measure_all(engine, &containers)
-    );
-    let master = ready?;
-    let parity = parity::compare(&reference, &measured);
-    if !parity.ok {
-        return Err(Error::ParityMismatch(parity::render(&parity)));
-    }
-    Ok(UpOutcome {
-        plan: plan.to_string(),
-        master,
-        parity,
-    })
-}
-
 #[tokio::test]
 async fn up_on_an_empty_engine_makes_a_ready_cluster() {
     let lab = Lab::new("empty");
+    let plan = lab.plan(&lab.args(Some(3))).await;
+    assert!(plan.contains("build image"), "{plan}");
+    assert!(
+        lab.engine.mutations().is_empty(),
+        "a dry run changed something"
+    );
     let out = lab.up(&lab.args(Some(3))).await.expect("up");
-    assert!(out.plan.contains("build image"), "{}", out.plan);
+    assert!(out.report.changed);
+    assert_eq!(
+        (out.report.workers.alive, out.report.workers.wanted),
+        (3, 3)
+    );
     assert_eq!(
         wait::alive_among(&out.master, &lab.wanted(3).into_iter().collect::<Vec<_>>()),
         3
     );
     // The defaults: one core and 1 GiB a worker, as the master counts them.
     assert_eq!((out.master.cores, out.master.memory), (3, 3 * 1024));
-    assert!(
-        out.parity.ok && out.parity.matching.len() == 5,
-        "{:?}",
-        out.parity
+    assert_eq!(
+        out.containers, 5,
+        "containers shown to run the same versions"
+    );
+    assert_eq!(
+        out.report.versions.get("spark"),
+        Some(out.report.versions.get("pyspark").unwrap_or("?"))
     );
     lab.assert_ready(3).await;
     // Every object carries the cluster label; the data directory was made.
@@ -230,8 +173,10 @@ async fn a_second_up_changes_nothing() {
     lab.up(&lab.args(Some(2))).await.expect("first up");
     let ids = lab.ids();
     lab.engine.clear_log();
+    let plan = lab.plan(&lab.args(None)).await;
+    assert!(plan.starts_with("nothing to do"), "{plan}");
     let out = lab.up(&lab.args(None)).await.expect("second up");
-    assert!(out.plan.starts_with("nothing to do"), "{}", out.plan);
+    assert!(!out.report.changed);
     assert_eq!(lab.engine.mutations(), Vec::<String>::new());
     assert_eq!(lab.ids(), ids);
     lab.assert_ready(2).await;
@@ -319,8 +264,9 @@ async fn a_changed_setting_recreates_only_what_it_shapes() {
     let mut args = lab.args(None);
     args.cores = Some(2);
     lab.engine.clear_log();
+    let plan = lab.plan(&args).await;
+    assert!(plan.contains("config changed"), "{plan}");
     let out = lab.up(&args).await.expect("up --cores 2");
-    assert!(out.plan.contains("config changed"), "{}", out.plan);
     assert_eq!(out.master.cores, 4, "two workers of two cores");
     let after = lab.ids();
     for worker in [names.worker(1), names.worker(2)] {
@@ -610,4 +556,105 @@ async fn an_engine_error_while_observing_changes_nothing() {
         "{:?}",
         lab.engine.mutations()
     );
+}
+
+#[tokio::test]
+async fn stop_then_start_restarts_the_same_containers() {
+    let lab = Lab::new("stopstart");
+    lab.up(&lab.args(Some(2))).await.expect("up");
+    let ids = lab.ids();
+    let stopped = lifecycle::stop(&lab.engine, &lab.name, &quiet())
+        .await
+        .expect("stop");
+    assert_eq!(stopped, 4);
+    assert_eq!(lab.status().await.state, "stopped");
+    lab.engine.clear_log();
+    let started = lifecycle::start(&lab.engine, &lab.name, 20, &quiet())
+        .await
+        .expect("start");
+    assert_eq!((started.workers, started.containers), (2, 4));
+    // The master first, alone; then the rest.
+    let mutations = lab.engine.mutations();
+    assert_eq!(
+        mutations[0],
+        format!("start_container {}", lab.names().master())
+    );
+    assert_eq!(mutations.len(), 4, "{mutations:?}");
+    assert_eq!(lab.ids(), ids);
+    lab.assert_ready(2).await;
+}
+
+#[tokio::test]
+async fn scale_adds_and_removes_workers_only() {
+    let lab = Lab::new("lscale");
+    let names = lab.names();
+    lab.up(&lab.args(Some(1))).await.expect("up");
+    let before = lab.ids();
+    lab.engine.clear_log();
+    let up = lifecycle::scale(&lab.engine, &lab.name, 3, 20, &quiet())
+        .await
+        .expect("scale to 3")
+        .expect("something to do");
+    assert_eq!(up.workers, 3);
+    assert!(
+        lab.engine
+            .mutations()
+            .iter()
+            .all(|m| m.ends_with(&names.worker(2)) || m.ends_with(&names.worker(3))),
+        "{:?}",
+        lab.engine.mutations()
+    );
+    for (name, id) in &before {
+        assert_eq!(lab.ids().get(name), Some(id), "{name} was recreated");
+    }
+    lab.assert_ready(3).await;
+    let none = lifecycle::scale(&lab.engine, &lab.name, 3, 20, &quiet())
+        .await
+        .expect("scale to the same count");
+    assert!(none.is_none());
+    lab.engine.clear_log();
+    lifecycle::scale(&lab.engine, &lab.name, 1, 20, &quiet())
+        .await
+        .expect("scale to 1");
+    assert_eq!(
+        lab.engine.mutations(),
+        vec![
+            format!("remove_container {}", names.worker(3)),
+            format!("remove_container {}", names.worker(2)),
+        ]
+    );
+    for (name, id) in &before {
+        assert_eq!(lab.ids().get(name), Some(id), "{name} was recreated");
+    }
+    lab.assert_ready(1).await;
+}
+
+#[tokio::test]
+async fn down_removes_the_cluster_and_keeps_volumes_unless_asked() {
+    let lab = Lab::new("down");
+    lab.up(&lab.args(Some(2))).await.expect("up");
+    // A container removed by hand while down runs is not an error.
+    let w1 = lab.names().worker(1);
+    lab.engine.vanish_before(Call::RemoveContainer, &w1, &w1);
+    let removed = lifecycle::down(&lab.engine, &lab.name, false, &quiet())
+        .await
+        .expect("down")
+        .expect("something to remove");
+    assert_eq!((removed.containers, removed.networks), (4, 1));
+    assert_eq!(removed.kept, vec![lab.names().notebooks_volume()]);
+    assert!(lab.engine.container_names().is_empty());
+    assert!(lab.engine.network_names().is_empty());
+    assert_eq!(lab.engine.volume_names(), removed.kept);
+    // Only the kept volume is left: not absent, nothing running.
+    assert_eq!(lab.status().await.state, "stopped");
+    let removed = lifecycle::down(&lab.engine, &lab.name, true, &quiet())
+        .await
+        .expect("down --volumes")
+        .expect("the volume is left");
+    assert_eq!(removed.volumes, vec![lab.names().notebooks_volume()]);
+    assert_eq!(lab.status().await.state, "absent");
+    let nothing = lifecycle::down(&lab.engine, &lab.name, true, &quiet())
+        .await
+        .expect("down of nothing");
+    assert!(nothing.is_none());
 }

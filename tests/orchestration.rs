@@ -391,6 +391,7 @@ async fn ctrl_c_after_every_call(
     probe.up(&args(&probe)).await.expect("the uninterrupted up");
     let total = probe.engine.mutations().len() as u32;
     assert!(total >= 2, "{:?}", probe.engine.mutations());
+    eprintln!("{tag}: Ctrl-C after each of {total} mutating calls");
     for n in 1..=total {
         let lab = Lab::new(&format!("{tag}-{n}"));
         if let Some(w) = prepare {

@@ -2,6 +2,8 @@
 //! does not depend on bollard (Docker today; Podman's compatible API tomorrow).
 
 pub mod docker;
+/// An in-memory engine for the orchestration tests.
+pub mod fake;
 
 use std::collections::HashMap;
 

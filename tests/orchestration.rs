@@ -1,0 +1,661 @@
+//! The orchestration ring: `up`, heal, scale, a changed setting, status of
+//! every state, Ctrl-C after every engine call and engine errors, against the
+//! in-memory [`FakeEngine`] — the real planning, execution, readiness and
+//! parity code, no Docker, in seconds.
+
+use std::collections::BTreeSet;
+
+use sparkbox::cli::{ClusterArgs, NameArg};
+use sparkbox::engine::fake::{Call, FakeEngine};
+use sparkbox::engine::Engine;
+use sparkbox::model::labels;
+use sparkbox::model::spec::Names;
+use sparkbox::ops::status::StatusReport;
+use sparkbox::ops::up::{UpDone, UpOutcome};
+use sparkbox::ops::wait;
+use sparkbox::ops::{lifecycle, status};
+use sparkbox::progress::{Progress, ProgressMode};
+use sparkbox::settings::Config;
+use sparkbox::{Error, Result};
+
+/// One test's cluster: its own engine, name and data directory.
+struct Lab {
+    engine: FakeEngine,
+    name: String,
+    data: tempfile::TempDir,
+}
+
+impl Lab {
+    fn new(name: &str) -> Lab {
+        Lab {
+            engine: FakeEngine::new(),
+            name: format!("orch-{name}"),
+            data: tempfile::tempdir().expect("a temporary data directory"),
+        }
+    }
+
+    fn names(&self) -> Names {
+        Names::new(&self.name)
+    }
+
+    /// `up` flags: this cluster, its data directory, and `workers` if given.
+    fn args(&self, workers: Option<u32>) -> ClusterArgs {
+        ClusterArgs {
+            name: NameArg {
+                name: Some(self.name.clone()),
+            },
+            workers,
+            data: Some(self.data.path().join("data")),
+            timeout: Some(20),
+            ..Default::default()
+        }
+    }
+
+    /// `sparkbox up` with `args`, to a ready cluster.
+    async fn up(&self, args: &ClusterArgs) -> Result<UpDone> {
+        let outcome =
+            sparkbox::ops::up::up(&self.engine, &Config::default(), args, false, &quiet()).await?;
+        match outcome {
+            UpOutcome::Ready(done) => Ok(*done),
+            UpOutcome::DryRun { .. } => panic!("up without --dry-run made a dry run"),
+        }
+    }
+
+    /// `sparkbox up --dry-run` with `args`: the plan as it prints.
+    async fn plan(&self, args: &ClusterArgs) -> String {
+        let outcome = sparkbox::ops::up::up(&self.engine, &Config::default(), args, true, &quiet())
+            .await
+            .expect("a dry run");
+        match outcome {
+            UpOutcome::DryRun { plan, .. } => plan.to_string(),
+            UpOutcome::Ready(_) => panic!("up --dry-run ran the plan"),
+        }
+    }
+
+    async fn status(&self) -> StatusReport {
+        status::collect(&self.engine, &self.name)
+            .await
+            .expect("status reads the fake engine")
+    }
+
+    /// Container name → ID.
+    fn ids(&self) -> std::collections::BTreeMap<String, String> {
+        self.engine
+            .container_names()
+            .into_iter()
+            .filter_map(|n| self.engine.container(&n).map(|c| (n, c.id)))
+            .collect()
+    }
+
+    /// The containers a cluster of `workers` workers consists of.
+    fn wanted(&self, workers: u32) -> BTreeSet<String> {
+        let n = self.names();
+        let mut set: BTreeSet<String> = [n.master(), n.jupyter()].into();
+        set.extend((1..=workers).map(|i| n.worker(i)));
+        set
+    }
+
+    /// Asserts the cluster is exactly `workers` workers plus master and
+    /// Jupyter, all running, and `status` calls it ready.
+    async fn assert_ready(&self, workers: u32) {
+        let names: BTreeSet<String> = self.engine.container_names().into_iter().collect();
+        assert_eq!(names, self.wanted(workers), "the cluster's containers");
+        for name in &names {
+            let c = self.engine.container(name).expect("listed");
+            assert!(c.is_running(), "{name} is not running: {:?}", c.state);
+        }
+        let status = self.status().await;
+        assert_eq!(status.state, "ready", "{status:?}");
+        assert_eq!(status.workers.alive, workers as usize);
+        assert_eq!(status.workers.wanted, workers as usize);
+        assert!(status.parity.ok, "{:?}", status.parity);
+    }
+}
+
+fn quiet() -> Progress {
+    Progress::new(ProgressMode::Quiet, false)
+}
+
+#[tokio::test]
+async fn up_on_an_empty_engine_makes_a_ready_cluster() {
+    let lab = Lab::new("empty");
+    let plan = lab.plan(&lab.args(Some(3))).await;
+    assert!(plan.contains("build image"), "{plan}");
+    assert!(
+        lab.engine.mutations().is_empty(),
+        "a dry run changed something"
+    );
+    let out = lab.up(&lab.args(Some(3))).await.expect("up");
+    assert!(out.report.changed);
+    assert_eq!(
+        (out.report.workers.alive, out.report.workers.wanted),
+        (3, 3)
+    );
+    assert_eq!(
+        wait::alive_among(&out.master, &lab.wanted(3).into_iter().collect::<Vec<_>>()),
+        3
+    );
+    // The defaults: one core and 1 GiB a worker, as the master counts them.
+    assert_eq!((out.master.cores, out.master.memory), (3, 3 * 1024));
+    assert_eq!(
+        out.containers, 5,
+        "containers shown to run the same versions"
+    );
+    assert_eq!(
+        out.report.versions.get("spark"),
+        Some(out.report.versions.get("pyspark").unwrap_or("?"))
+    );
+    lab.assert_ready(3).await;
+    // Every object carries the cluster label; the data directory was made.
+    assert_eq!(lab.engine.network_names(), vec![lab.names().network()]);
+    assert_eq!(
+        lab.engine.volume_names(),
+        vec![lab.names().notebooks_volume()]
+    );
+    assert!(lab.data.path().join("data").is_dir());
+    let image = lab
+        .engine
+        .image_info(
+            &lab.engine
+                .container(&lab.names().master())
+                .expect("master")
+                .spec
+                .image,
+        )
+        .expect("the image");
+    assert!(image.labels.contains_key(labels::VERSIONS));
+    assert!(image.labels.contains_key(labels::IMAGE_HASH));
+}
+
+#[tokio::test]
+async fn a_second_up_changes_nothing() {
+    let lab = Lab::new("again");
+    lab.up(&lab.args(Some(2))).await.expect("first up");
+    let ids = lab.ids();
+    lab.engine.clear_log();
+    let plan = lab.plan(&lab.args(None)).await;
+    assert!(plan.starts_with("nothing to do"), "{plan}");
+    let out = lab.up(&lab.args(None)).await.expect("second up");
+    assert!(!out.report.changed);
+    assert_eq!(lab.engine.mutations(), Vec::<String>::new());
+    assert_eq!(lab.ids(), ids);
+    lab.assert_ready(2).await;
+}
+
+#[tokio::test]
+async fn up_heals_a_stopped_worker_and_only_it() {
+    let lab = Lab::new("heal");
+    lab.up(&lab.args(Some(3))).await.expect("up");
+    let ids = lab.ids();
+    let w2 = lab.names().worker(2);
+    assert!(lab.engine.exit_container(&w2, 137));
+    assert_eq!(lab.status().await.state, "degraded");
+    lab.engine.clear_log();
+    lab.up(&lab.args(None)).await.expect("healing up");
+    assert_eq!(
+        lab.engine.mutations(),
+        vec![format!("start_container {w2}")]
+    );
+    assert_eq!(lab.ids(), ids, "no container was recreated");
+    for (name, _) in ids {
+        let starts = lab.engine.container(&name).expect("there").start_count;
+        assert_eq!(starts, if name == w2 { 2 } else { 1 }, "{name}");
+    }
+    lab.assert_ready(3).await;
+}
+
+#[tokio::test]
+async fn scaling_touches_only_workers() {
+    let lab = Lab::new("scale");
+    let names = lab.names();
+    lab.up(&lab.args(Some(2))).await.expect("up");
+    let before = lab.ids();
+    lab.engine.clear_log();
+    let out = lab.up(&lab.args(Some(4))).await.expect("scale up");
+    assert_eq!((out.master.cores, out.master.memory), (4, 4 * 1024));
+    let mut made = lab.engine.mutations();
+    made.sort();
+    assert_eq!(
+        made,
+        vec![
+            format!("create_container {}", names.worker(3)),
+            format!("create_container {}", names.worker(4)),
+            format!("start_container {}", names.worker(3)),
+            format!("start_container {}", names.worker(4)),
+        ]
+    );
+    let after = lab.ids();
+    for (name, id) in &before {
+        assert_eq!(after.get(name), Some(id), "{name} was recreated");
+    }
+    lab.assert_ready(4).await;
+
+    lab.engine.clear_log();
+    lab.up(&lab.args(Some(1))).await.expect("scale down");
+    assert_eq!(
+        lab.engine.mutations(),
+        vec![
+            format!("remove_container {}", names.worker(4)),
+            format!("remove_container {}", names.worker(3)),
+            format!("remove_container {}", names.worker(2)),
+        ]
+    );
+    for name in lab.wanted(1) {
+        assert_eq!(
+            lab.ids().get(&name),
+            after.get(&name),
+            "{name} was recreated"
+        );
+    }
+    lab.assert_ready(1).await;
+}
+
+#[tokio::test]
+async fn a_changed_setting_recreates_only_what_it_shapes() {
+    let lab = Lab::new("cores");
+    let names = lab.names();
+    lab.up(&lab.args(Some(2))).await.expect("up");
+    let before = lab.ids();
+    let conf = |lab: &Lab| {
+        let j = lab.engine.container(&names.jupyter()).expect("jupyter");
+        j.env("SPARKBOX_SPARK_CONF").map(str::to_string)
+    };
+    let conf_before = conf(&lab);
+    let mut args = lab.args(None);
+    args.cores = Some(2);
+    lab.engine.clear_log();
+    let plan = lab.plan(&args).await;
+    assert!(plan.contains("config changed"), "{plan}");
+    let out = lab.up(&args).await.expect("up --cores 2");
+    assert_eq!(out.master.cores, 4, "two workers of two cores");
+    let after = lab.ids();
+    for worker in [names.worker(1), names.worker(2)] {
+        assert_ne!(
+            after.get(&worker),
+            before.get(&worker),
+            "{worker} kept its old config"
+        );
+        let c = lab.engine.container(&worker).expect("there");
+        assert_eq!(c.env("SPARKBOX_WORKER_CORES"), Some("2"));
+    }
+    // The drivers' fair share follows the worker size, so Jupyter is
+    // recreated exactly when its rendered settings changed; the master
+    // (which knows nothing of worker sizes) is kept.
+    let jupyter_changed = conf(&lab) != conf_before;
+    assert_eq!(
+        after.get(&names.jupyter()) != before.get(&names.jupyter()),
+        jupyter_changed,
+        "Jupyter recreated iff its settings changed ({conf_before:?} -> {:?})",
+        conf(&lab)
+    );
+    assert_eq!(
+        after.get(&names.master()),
+        before.get(&names.master()),
+        "the master was recreated"
+    );
+    let master = names.master();
+    assert!(
+        lab.engine.mutations().iter().all(|m| !m.ends_with(&master)),
+        "{:?}",
+        lab.engine.mutations()
+    );
+    lab.assert_ready(2).await;
+}
+
+#[tokio::test]
+async fn status_of_every_state() {
+    let lab = Lab::new("status");
+    let names = lab.names();
+    let absent = lab.status().await;
+    assert_eq!(absent.state, "absent");
+    assert!(absent.containers.is_empty());
+
+    lab.up(&lab.args(Some(2))).await.expect("up");
+    let ready = lab.status().await;
+    assert_eq!(ready.state, "ready");
+    assert_eq!((ready.cores.total, ready.memory_mb.total), (2, 2048));
+    assert!(ready
+        .containers
+        .iter()
+        .all(|c| c.versions_ok && c.state == "running"));
+
+    // A worker that died: degraded, and the master counts one worker.
+    lab.engine.exit_container(&names.worker(1), 137);
+    let degraded = lab.status().await;
+    assert_eq!(degraded.state, "degraded");
+    assert_eq!((degraded.workers.alive, degraded.workers.wanted), (1, 2));
+    assert!(degraded.parity.ok, "the running containers still agree");
+
+    // Everything stopped.
+    for name in lab.engine.container_names() {
+        lab.engine.stop_container(&name, 1).await.expect("stop");
+    }
+    let stopped = lab.status().await;
+    assert_eq!(stopped.state, "stopped");
+    assert_eq!(stopped.workers.alive, 0);
+
+    // Running again, but one container runs another py4j than the image.
+    lab.up(&lab.args(None)).await.expect("up restarts them");
+    assert_eq!(lab.status().await.state, "ready");
+    assert!(lab.engine.set_version(&names.worker(2), "py4j", "0.10.9.5"));
+    let mismatch = lab.status().await;
+    assert_eq!(mismatch.state, "degraded");
+    assert!(!mismatch.parity.ok);
+    assert_eq!(mismatch.parity.differences.len(), 1);
+    assert_eq!(mismatch.parity.differences[0].key, "py4j");
+    let bad: Vec<&str> = mismatch
+        .containers
+        .iter()
+        .filter(|c| !c.versions_ok)
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(bad, vec![names.worker(2).as_str()]);
+    // And `up` refuses to call that cluster ready.
+    let err = lab.up(&lab.args(None)).await.expect_err("parity fails");
+    assert!(matches!(err, Error::ParityMismatch(_)), "{err}");
+    assert!(err.to_string().contains("0.10.9.5"), "{err}");
+}
+
+/// Runs `up` until the engine pauses at its `n`-th mutating call and drops
+/// the future there, as Ctrl-C does (`tokio::select!` in main); returns
+/// false when `up` finished before reaching it.
+async fn interrupt_at(lab: &Lab, args: &ClusterArgs, n: u32) -> bool {
+    lab.engine.pause_at_mutation(n);
+    let paused = tokio::select! {
+        result = lab.up(args) => {
+            result.expect("an up that was not interrupted succeeds");
+            false
+        }
+        _ = lab.engine.paused() => true,
+    };
+    lab.engine.release();
+    paused
+}
+
+/// For every mutating call of the plan `args` makes from `prepare`'s
+/// state: interrupt there, then a fresh `up` converges to exactly the
+/// wanted cluster.
+async fn ctrl_c_after_every_call(
+    tag: &str,
+    prepare: Option<u32>,
+    args: impl Fn(&Lab) -> ClusterArgs,
+    workers: u32,
+    check: impl Fn(&Lab),
+) {
+    // How many mutating calls the whole plan makes, uninterrupted.
+    let probe = Lab::new(&format!("{tag}-probe"));
+    if let Some(w) = prepare {
+        probe.up(&probe.args(Some(w))).await.expect("prepare");
+    }
+    probe.engine.clear_log();
+    probe.up(&args(&probe)).await.expect("the uninterrupted up");
+    let total = probe.engine.mutations().len() as u32;
+    assert!(total >= 2, "{:?}", probe.engine.mutations());
+    eprintln!("{tag}: Ctrl-C after each of {total} mutating calls");
+    for n in 1..=total {
+        let lab = Lab::new(&format!("{tag}-{n}"));
+        if let Some(w) = prepare {
+            lab.up(&lab.args(Some(w))).await.expect("prepare");
+        }
+        let args = args(&lab);
+        assert!(
+            interrupt_at(&lab, &args, n).await,
+            "up finished before call {n} of {total}"
+        );
+        lab.up(&args)
+            .await
+            .unwrap_or_else(|e| panic!("up after Ctrl-C at call {n} of {total}: {e}"));
+        lab.assert_ready(workers).await;
+        check(&lab);
+    }
+}
+
+#[tokio::test]
+async fn ctrl_c_after_every_call_of_a_first_up_then_up_converges() {
+    ctrl_c_after_every_call("cc-new", None, |lab| lab.args(Some(2)), 2, |_| {}).await;
+}
+
+#[tokio::test]
+async fn ctrl_c_after_every_call_of_a_change_then_up_converges() {
+    let args = |lab: &Lab| {
+        let mut a = lab.args(Some(3));
+        a.cores = Some(2);
+        a
+    };
+    ctrl_c_after_every_call("cc-change", Some(2), args, 3, |lab| {
+        for n in 1..=3 {
+            let w = lab
+                .engine
+                .container(&lab.names().worker(n))
+                .expect("worker");
+            assert_eq!(w.env("SPARKBOX_WORKER_CORES"), Some("2"), "{}", w.name());
+            assert_eq!(
+                w.start_count,
+                1,
+                "{} was started on its old config",
+                w.name()
+            );
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_container_gone_before_its_removal_is_not_an_error() {
+    let lab = Lab::new("gone-rm");
+    let names = lab.names();
+    lab.up(&lab.args(Some(3))).await.expect("up");
+    // `docker rm -f` from elsewhere races the scale-down's removal.
+    let w3 = names.worker(3);
+    lab.engine.vanish_before(Call::RemoveContainer, &w3, &w3);
+    lab.up(&lab.args(Some(1)))
+        .await
+        .expect("scale down despite the race");
+    lab.assert_ready(1).await;
+}
+
+#[tokio::test]
+async fn a_container_gone_before_its_start_fails_as_gone_then_up_heals() {
+    let lab = Lab::new("gone-start");
+    let names = lab.names();
+    lab.up(&lab.args(Some(2))).await.expect("up");
+    let w2 = names.worker(2);
+    lab.engine.exit_container(&w2, 137);
+    lab.engine.vanish_before(Call::StartContainer, &w2, &w2);
+    let err = lab.up(&lab.args(None)).await.expect_err("the engine's 404");
+    assert!(
+        matches!(&err, Error::Gone { object, .. } if object.contains(&w2)),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("run the command again"), "{err}");
+    // With --workers: the cluster's record is its containers, and without
+    // the flag `up` would settle on the highest worker that is left (one).
+    lab.up(&lab.args(Some(2)))
+        .await
+        .expect("the next up creates it");
+    lab.assert_ready(2).await;
+}
+
+#[tokio::test]
+async fn a_foreign_container_with_a_wanted_name_is_a_name_conflict() {
+    let lab = Lab::new("conflict");
+    let w2 = lab.names().worker(2);
+    // Someone's own container, without sparkbox's labels, holds the name.
+    lab.engine.add_image("busybox:latest", Default::default());
+    lab.engine
+        .create_network("theirs", Default::default())
+        .await
+        .expect("network");
+    lab.engine
+        .create_container(&sparkbox::engine::ContainerSpec {
+            name: w2.clone(),
+            image: "busybox".into(),
+            network: "theirs".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("their container");
+    let err = lab
+        .up(&lab.args(Some(2)))
+        .await
+        .expect_err("the engine's 409");
+    assert!(
+        matches!(&err, Error::NameConflict { name, .. } if *name == w2),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(text.contains(&format!("docker rm -f {w2}")), "{text}");
+    assert_eq!(err.exit_code(), 1);
+    // Once they remove it, up finishes the cluster.
+    lab.engine.remove_container(&w2).await.expect("removed");
+    lab.up(&lab.args(Some(2))).await.expect("up");
+    lab.assert_ready(2).await;
+}
+
+#[tokio::test]
+async fn an_unreachable_engine_is_reported_as_such() {
+    let lab = Lab::new("unreachable");
+    lab.engine.set_unreachable(true);
+    let err = lab.up(&lab.args(Some(2))).await.expect_err("no engine");
+    assert!(matches!(err, Error::DockerUnreachable { .. }), "{err:?}");
+    assert_eq!(err.exit_code(), 3);
+    assert!(lab.engine.container_names().is_empty());
+
+    // The engine goes away in the middle of an up, and comes back.
+    lab.engine.set_unreachable(false);
+    lab.engine.fail_nth(
+        Call::StartContainer,
+        2,
+        Error::DockerUnreachable {
+            host: "fake".into(),
+            detail: "connection reset".into(),
+        },
+    );
+    let err = lab.up(&lab.args(Some(2))).await.expect_err("lost mid-way");
+    assert!(matches!(err, Error::DockerUnreachable { .. }), "{err:?}");
+    lab.up(&lab.args(Some(2)))
+        .await
+        .expect("up once it is back");
+    lab.assert_ready(2).await;
+}
+
+#[tokio::test]
+async fn an_engine_error_while_observing_changes_nothing() {
+    let lab = Lab::new("observe-err");
+    lab.engine.fail_nth(
+        Call::Networks,
+        1,
+        Error::Engine {
+            action: "list networks".into(),
+            detail: "500 Internal Server Error".into(),
+        },
+    );
+    let err = lab.up(&lab.args(Some(2))).await.expect_err("observe fails");
+    assert!(err.to_string().contains("list networks"), "{err}");
+    assert!(
+        lab.engine.mutations().is_empty(),
+        "{:?}",
+        lab.engine.mutations()
+    );
+}
+
+#[tokio::test]
+async fn stop_then_start_restarts_the_same_containers() {
+    let lab = Lab::new("stopstart");
+    lab.up(&lab.args(Some(2))).await.expect("up");
+    let ids = lab.ids();
+    let stopped = lifecycle::stop(&lab.engine, &lab.name, &quiet())
+        .await
+        .expect("stop");
+    assert_eq!(stopped, 4);
+    assert_eq!(lab.status().await.state, "stopped");
+    lab.engine.clear_log();
+    let started = lifecycle::start(&lab.engine, &lab.name, 20, &quiet())
+        .await
+        .expect("start");
+    assert_eq!((started.workers, started.containers), (2, 4));
+    // The master first, alone; then the rest.
+    let mutations = lab.engine.mutations();
+    assert_eq!(
+        mutations[0],
+        format!("start_container {}", lab.names().master())
+    );
+    assert_eq!(mutations.len(), 4, "{mutations:?}");
+    assert_eq!(lab.ids(), ids);
+    lab.assert_ready(2).await;
+}
+
+#[tokio::test]
+async fn scale_adds_and_removes_workers_only() {
+    let lab = Lab::new("lscale");
+    let names = lab.names();
+    lab.up(&lab.args(Some(1))).await.expect("up");
+    let before = lab.ids();
+    lab.engine.clear_log();
+    let up = lifecycle::scale(&lab.engine, &lab.name, 3, 20, &quiet())
+        .await
+        .expect("scale to 3")
+        .expect("something to do");
+    assert_eq!(up.workers, 3);
+    assert!(
+        lab.engine
+            .mutations()
+            .iter()
+            .all(|m| m.ends_with(&names.worker(2)) || m.ends_with(&names.worker(3))),
+        "{:?}",
+        lab.engine.mutations()
+    );
+    for (name, id) in &before {
+        assert_eq!(lab.ids().get(name), Some(id), "{name} was recreated");
+    }
+    lab.assert_ready(3).await;
+    let none = lifecycle::scale(&lab.engine, &lab.name, 3, 20, &quiet())
+        .await
+        .expect("scale to the same count");
+    assert!(none.is_none());
+    lab.engine.clear_log();
+    lifecycle::scale(&lab.engine, &lab.name, 1, 20, &quiet())
+        .await
+        .expect("scale to 1");
+    assert_eq!(
+        lab.engine.mutations(),
+        vec![
+            format!("remove_container {}", names.worker(3)),
+            format!("remove_container {}", names.worker(2)),
+        ]
+    );
+    for (name, id) in &before {
+        assert_eq!(lab.ids().get(name), Some(id), "{name} was recreated");
+    }
+    lab.assert_ready(1).await;
+}
+
+#[tokio::test]
+async fn down_removes_the_cluster_and_keeps_volumes_unless_asked() {
+    let lab = Lab::new("down");
+    lab.up(&lab.args(Some(2))).await.expect("up");
+    // A container removed by hand while down runs is not an error.
+    let w1 = lab.names().worker(1);
+    lab.engine.vanish_before(Call::RemoveContainer, &w1, &w1);
+    let removed = lifecycle::down(&lab.engine, &lab.name, false, &quiet())
+        .await
+        .expect("down")
+        .expect("something to remove");
+    assert_eq!((removed.containers, removed.networks), (4, 1));
+    assert_eq!(removed.kept, vec![lab.names().notebooks_volume()]);
+    assert!(lab.engine.container_names().is_empty());
+    assert!(lab.engine.network_names().is_empty());
+    assert_eq!(lab.engine.volume_names(), removed.kept);
+    // Only the kept volume is left: not absent, nothing running.
+    assert_eq!(lab.status().await.state, "stopped");
+    let removed = lifecycle::down(&lab.engine, &lab.name, true, &quiet())
+        .await
+        .expect("down --volumes")
+        .expect("the volume is left");
+    assert_eq!(removed.volumes, vec![lab.names().notebooks_volume()]);
+    assert_eq!(lab.status().await.state, "absent");
+    let nothing = lifecycle::down(&lab.engine, &lab.name, true, &quiet())
+        .await
+        .expect("down of nothing");
+    assert!(nothing.is_none());
+}

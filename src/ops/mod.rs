@@ -2,5 +2,6 @@
 //! URLs. Each operation takes the engine it works on; none connects to one.
 
 pub mod bundle;
+pub mod doctor;
 pub mod parity;
 pub mod wait;

@@ -965,7 +965,9 @@ fn spec_to_body(spec: &ContainerSpec) -> ContainerCreateBody {
     }
 }
 
-/// Runs a command in a container as `user` (e.g. "root").
+/// Runs a command in a container as `user` (e.g. "root"); for the real-Docker
+/// tests — sparkbox itself runs commands as a user through
+/// [`Engine::exec_attached`].
 pub async fn exec_as(
     engine: &DockerEngine,
     container: &str,

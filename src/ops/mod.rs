@@ -3,5 +3,6 @@
 
 pub mod bundle;
 pub mod doctor;
+pub mod exec;
 pub mod parity;
 pub mod wait;

@@ -4,5 +4,6 @@
 pub mod bundle;
 pub mod doctor;
 pub mod exec;
+pub mod image_io;
 pub mod parity;
 pub mod wait;

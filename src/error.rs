@@ -141,16 +141,6 @@ impl Error {
             }))),
         }
     }
-
-    /// Classifies an engine error seen while doing `action`.
-    pub fn from_engine(action: impl Into<String>, err: bollard::errors::Error) -> Error {
-        let action = action.into();
-        let detail = err.to_string();
-        if is_disk_full(&detail) {
-            return Error::DiskFull { during: action };
-        }
-        Error::Engine { action, detail }
-    }
 }
 
 /// True when an engine or build message says the disk is full.

@@ -1,10 +1,10 @@
 //! `sparkbox up`, `status` and `down`: parse, call the operation, print.
 
 use crate::cli::{DownArgs, StatusArgs, UpArgs};
-use crate::commands::bundle;
 use crate::engine::Connection;
 use crate::error::{Error, Result};
 use crate::image;
+use crate::ops::bundle;
 use crate::ops::lifecycle;
 use crate::ops::parity::ParityReport;
 use crate::ops::ready::parity_error;

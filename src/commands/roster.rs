@@ -1,54 +1,15 @@
 //! `sparkbox roster`: each student's Jupyter URL with its token, for a
 //! classroom cluster (`up --students N`), as a table, CSV or JSON.
 
-use serde::Serialize;
-
 use crate::cli::RosterArgs;
-use crate::engine::{Connection, ContainerState, Engine};
+use crate::engine::{Connection, Engine};
 use crate::error::{Error, Result};
 use crate::model::labels;
 use crate::plan::observe::Observed;
 use crate::settings::Config;
 
-/// One line of the roster.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Seat {
-    /// Student number (0 for the one Jupyter of a cluster without students).
-    pub student: u32,
-    /// Its container.
-    pub container: String,
-    /// JupyterLab with the token.
-    pub url: String,
-    /// The token alone.
-    pub token: String,
-    /// Where the student's notebooks live (kept by `down`).
-    pub notebooks_volume: String,
-    /// running, exited, …
-    pub state: String,
-}
-
-/// The seats of a cluster's Jupyter containers, by student number; `host` is
-/// the address students reach this machine by.
-pub fn seats(observed: &Observed, host: &str) -> Vec<Seat> {
-    observed
-        .jupyters()
-        .into_iter()
-        .filter_map(|(student, c)| seat(student, c, host))
-        .collect()
-}
-
-fn seat(student: u32, c: &ContainerState, host: &str) -> Option<Seat> {
-    let port = c.labels.get(labels::JUPYTER_PORT)?;
-    let token = c.labels.get(labels::TOKEN)?.clone();
-    Some(Seat {
-        student,
-        container: c.name.clone(),
-        url: format!("http://{host}:{port}/lab?token={token}"),
-        token,
-        notebooks_volume: c.labels.get(labels::NOTEBOOKS).cloned().unwrap_or_default(),
-        state: c.state.clone(),
-    })
-}
+use crate::ops::urls::seats;
+pub use crate::ops::urls::Seat;
 
 /// The host students use: --host, else the bind address when it is one
 /// address, else this machine's loopback.
@@ -139,6 +100,7 @@ pub async fn run(conn: &Connection, args: RosterArgs, config: &Config) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::ContainerState;
     use std::collections::HashMap;
 
     fn jupyter(name: &str, index: Option<u32>, port: u16, token: &str) -> ContainerState {

@@ -21,7 +21,7 @@ use futures_util::StreamExt;
 
 use super::{
     BuildEvent, BuildRequest, ByteStream, ContainerSpec, ContainerState, Engine, EngineInfo,
-    ExecChunk, ExecRequest, ExecSession, ImageInfo, RunOutput,
+    ExecChunk, ExecRequest, ExecSession, ImageInfo, RunOutput, SystemInfo,
 };
 use crate::error::{Error, Result};
 use crate::model::labels;
@@ -40,6 +40,8 @@ const ARCHIVE_TIMEOUT: Duration = Duration::from_secs(3 * 3600);
 pub struct DockerEngine {
     docker: Docker,
     info: EngineInfo,
+    /// The server's version document, read once when connecting.
+    version: bollard::models::SystemVersion,
 }
 
 /// The engine address sparkbox will use: DOCKER_HOST or the platform default.
@@ -118,14 +120,20 @@ impl DockerEngine {
             .map_err(|e| classify_connect_error(&host, &e))?;
         let info = EngineInfo {
             host,
-            server_version: version.version.unwrap_or_else(|| "unknown".into()),
+            server_version: version.version.clone().unwrap_or_else(|| "unknown".into()),
             api_version: docker.client_version().to_string(),
         };
         tracing::debug!(?info, "connected to the engine");
-        Ok(DockerEngine { docker, info })
+        Ok(DockerEngine {
+            docker,
+            info,
+            version,
+        })
     }
 
-    /// The underlying bollard client, for the modules that need more than the trait.
+    /// The underlying bollard client, for the real-Docker tests that reach
+    /// past sparkbox (killing a container, listing every image); sparkbox
+    /// itself goes through [`Engine`] only.
     pub fn client(&self) -> &Docker {
         &self.docker
     }
@@ -188,7 +196,11 @@ impl Engine for DockerEngine {
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..
             }) => Ok(None),
-            Err(e) => Err(Error::from_engine(format!("inspect image {reference}"), e)),
+            Err(e) => Err(engine_error(
+                format!("inspect image {reference}"),
+                format!("the image {reference}"),
+                e,
+            )),
         }
     }
 
@@ -227,7 +239,13 @@ impl Engine for DockerEngine {
         let body = bollard::body_try_stream(rootfs);
         let mut stream = self.docker.create_image(Some(options), Some(body), None);
         while let Some(item) = stream.next().await {
-            let info = item.map_err(|e| Error::from_engine(format!("import {reference}"), e))?;
+            let info = item.map_err(|e| {
+                engine_error(
+                    format!("import {reference}"),
+                    format!("the image {reference}"),
+                    e,
+                )
+            })?;
             if let Some(status) = info.status {
                 tracing::debug!(%status, "import");
             }
@@ -331,7 +349,13 @@ impl Engine for DockerEngine {
         self.docker
             .create_container(Some(options), body)
             .await
-            .map_err(|e| Error::from_engine(format!("create a container from {image}"), e))?;
+            .map_err(|e| {
+                engine_error(
+                    format!("create a container from {image}"),
+                    format!("the image {image}"),
+                    e,
+                )
+            })?;
         let result = self.run_created(&name).await;
         let remove = RemoveContainerOptionsBuilder::new().force(true).build();
         if let Err(e) = self.docker.remove_container(&name, Some(remove)).await {
@@ -351,7 +375,11 @@ impl Engine for DockerEngine {
             | Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..
             }) => Ok(()),
-            Err(e) => Err(Error::from_engine(format!("remove image {reference}"), e)),
+            Err(e) => Err(engine_error(
+                format!("remove image {reference}"),
+                format!("the image {reference}"),
+                e,
+            )),
         }
     }
 
@@ -359,9 +387,10 @@ impl Engine for DockerEngine {
         let docker = self.docker.clone().with_timeout(ARCHIVE_TIMEOUT);
         let action = format!("save the image {reference}");
         let during = format!("saving the image {reference}");
+        let object = format!("the image {reference}");
         docker
             .export_image(reference)
-            .map(move |item| item.map_err(|e| archive_error(&action, &during, e)))
+            .map(move |item| item.map_err(|e| archive_error(&action, &during, &object, e)))
             .boxed()
     }
 
@@ -374,7 +403,12 @@ impl Engine for DockerEngine {
         let mut messages = Vec::new();
         while let Some(item) = stream.next().await {
             let info = item.map_err(|e| {
-                archive_error("load the image archive", "loading the image archive", e)
+                archive_error(
+                    "load the image archive",
+                    "loading the image archive",
+                    "the image archive",
+                    e,
+                )
             })?;
             for text in [info.stream, info.status].into_iter().flatten() {
                 messages.extend(
@@ -397,7 +431,7 @@ impl Engine for DockerEngine {
             .docker
             .list_containers(Some(options))
             .await
-            .map_err(|e| Error::from_engine("list containers", e))?;
+            .map_err(|e| engine_error("list containers", "the container list", e))?;
         Ok(list
             .into_iter()
             .map(|c| {
@@ -432,7 +466,7 @@ impl Engine for DockerEngine {
             .docker
             .list_networks(Some(options))
             .await
-            .map_err(|e| Error::from_engine("list networks", e))?;
+            .map_err(|e| engine_error("list networks", "the network list", e))?;
         Ok(list.into_iter().filter_map(|n| n.name).collect())
     }
 
@@ -444,7 +478,7 @@ impl Engine for DockerEngine {
             .docker
             .list_volumes(Some(options))
             .await
-            .map_err(|e| Error::from_engine("list volumes", e))?;
+            .map_err(|e| engine_error("list volumes", "the volume list", e))?;
         Ok(list
             .volumes
             .unwrap_or_default()
@@ -471,7 +505,11 @@ impl Engine for DockerEngine {
         match self.docker.remove_network(name).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(Error::from_engine(format!("remove network {name}"), e)),
+            Err(e) => Err(engine_error(
+                format!("remove network {name}"),
+                format!("the network {name}"),
+                e,
+            )),
         }
     }
 
@@ -493,7 +531,11 @@ impl Engine for DockerEngine {
         match self.docker.remove_volume(name, Some(options)).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(Error::from_engine(format!("remove volume {name}"), e)),
+            Err(e) => Err(engine_error(
+                format!("remove volume {name}"),
+                format!("the volume {name}"),
+                e,
+            )),
         }
     }
 
@@ -519,7 +561,7 @@ impl Engine for DockerEngine {
                         "cannot start {name}: a port it publishes is taken ({detail}) — choose another port or stop the program using it"
                     ))
                 } else {
-                    Error::from_engine(format!("start {name}"), e)
+                    engine_error(format!("start {name}"), format!("the container {name}"), e)
                 }
             })
     }
@@ -531,7 +573,11 @@ impl Engine for DockerEngine {
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 304, ..
             }) => Ok(()),
-            Err(e) => Err(Error::from_engine(format!("stop {name}"), e)),
+            Err(e) => Err(engine_error(
+                format!("stop {name}"),
+                format!("the container {name}"),
+                e,
+            )),
         }
     }
 
@@ -540,7 +586,11 @@ impl Engine for DockerEngine {
         match self.docker.remove_container(name, Some(options)).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(Error::from_engine(format!("remove container {name}"), e)),
+            Err(e) => Err(engine_error(
+                format!("remove container {name}"),
+                format!("the container {name}"),
+                e,
+            )),
         }
     }
 
@@ -571,7 +621,7 @@ impl Engine for DockerEngine {
             .docker
             .create_exec(container, config)
             .await
-            .map_err(|e| exec_error(&action, e))?;
+            .map_err(|e| exec_error(&action, container, e))?;
         let options = bollard::exec::StartExecOptions {
             detach: false,
             tty: request.tty,
@@ -581,13 +631,14 @@ impl Engine for DockerEngine {
             .docker
             .start_exec(&created.id, Some(options))
             .await
-            .map_err(|e| exec_error(&action, e))?;
+            .map_err(|e| exec_error(&action, container, e))?;
         let bollard::exec::StartExecResults::Attached { output, input } = started else {
             return Err(Error::Engine {
                 action,
                 detail: "the engine started the command detached".into(),
             });
         };
+        let owner = container.to_string();
         let output = output
             .filter_map(move |item| {
                 let chunk = match item {
@@ -599,8 +650,9 @@ impl Engine for DockerEngine {
                         Some(Ok(ExecChunk::Stdout(message)))
                     }
                     Ok(bollard::container::LogOutput::StdIn { .. }) => None,
-                    Err(e) => Some(Err(Error::from_engine(
+                    Err(e) => Some(Err(engine_error(
                         format!("read the output of {program:?}"),
+                        format!("the container {owner}"),
                         e,
                     ))),
                 };
@@ -622,7 +674,7 @@ impl Engine for DockerEngine {
         self.docker
             .resize_exec(exec_id, options)
             .await
-            .map_err(|e| Error::from_engine("resize the terminal of the command", e))
+            .map_err(|e| engine_error("resize the terminal of the command", "the command", e))
     }
 
     async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>> {
@@ -630,7 +682,7 @@ impl Engine for DockerEngine {
             .docker
             .inspect_exec(exec_id)
             .await
-            .map_err(|e| Error::from_engine("read the exit code of the command", e))?;
+            .map_err(|e| engine_error("read the exit code of the command", "the command", e))?;
         if inspect.running == Some(true) {
             return Ok(None);
         }
@@ -642,7 +694,7 @@ impl Engine for DockerEngine {
         self.docker
             .upload_to_container(container, Some(options), bollard::body_full(tar.into()))
             .await
-            .map_err(|e| exec_error(&format!("copy files into {container}:{dir}"), e))
+            .map_err(|e| exec_error(&format!("copy files into {container}:{dir}"), container, e))
     }
 
     fn log_stream(
@@ -664,10 +716,83 @@ impl Engine for DockerEngine {
         self.docker
             .logs(container, Some(options.build()))
             .map(move |item| {
-                item.map(|chunk| chunk.to_string())
-                    .map_err(|e| Error::from_engine(format!("read the log of {name}"), e))
+                item.map(|chunk| chunk.to_string()).map_err(|e| {
+                    engine_error(
+                        format!("read the log of {name}"),
+                        format!("the container {name}"),
+                        e,
+                    )
+                })
             })
             .boxed()
+    }
+
+    fn timestamped_log(&self, container: &str) -> BoxStream<'static, Result<Bytes>> {
+        let options = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .timestamps(true)
+            .tail("all")
+            .build();
+        let name = container.to_string();
+        self.docker
+            .logs(container, Some(options))
+            .filter_map(move |item| {
+                let chunk = match item {
+                    Ok(bollard::container::LogOutput::StdOut { message })
+                    | Ok(bollard::container::LogOutput::StdErr { message })
+                    | Ok(bollard::container::LogOutput::Console { message }) => Some(Ok(message)),
+                    Ok(bollard::container::LogOutput::StdIn { .. }) => None,
+                    Err(e) => Some(Err(engine_error(
+                        format!("read the log of {name}"),
+                        format!("the container {name}"),
+                        e,
+                    ))),
+                };
+                std::future::ready(chunk)
+            })
+            .boxed()
+    }
+
+    async fn inspect_container(&self, name: &str) -> Result<serde_json::Value> {
+        let doc = self
+            .docker
+            .inspect_container(name, None)
+            .await
+            .map_err(|e| {
+                engine_error(
+                    format!("inspect {name}"),
+                    format!("the container {name}"),
+                    e,
+                )
+            })?;
+        serde_json::to_value(doc).map_err(|e| Error::Engine {
+            action: format!("inspect {name}"),
+            detail: format!("its inspect document cannot be rendered: {e}"),
+        })
+    }
+
+    async fn system_info(&self) -> Result<SystemInfo> {
+        let info = self
+            .docker
+            .info()
+            .await
+            .map_err(|e| engine_error("describe itself", "the engine", e))?;
+        let version = &self.version;
+        Ok(SystemInfo {
+            server_api_version: version.api_version.clone(),
+            min_api_version: version.min_api_version.clone(),
+            os: version.os.clone(),
+            arch: version.arch.clone(),
+            kernel_version: version.kernel_version.clone(),
+            operating_system: info.operating_system,
+            storage_driver: info.driver,
+            cgroup_version: info.cgroup_version.map(|c| c.to_string()),
+            cpus: info.ncpu,
+            memory_bytes: info.mem_total,
+            containers_running: info.containers_running,
+            data_root: info.docker_root_dir,
+        })
     }
 }
 
@@ -690,7 +815,7 @@ fn label_filter(labels: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
 
 /// Classifies an error of a save or load: the engine reports failures in the
 /// middle of the stream (a full disk among them) as stream errors.
-fn archive_error(action: &str, during: &str, e: bollard::errors::Error) -> Error {
+fn archive_error(action: &str, during: &str, object: &str, e: bollard::errors::Error) -> Error {
     let detail = match &e {
         bollard::errors::Error::DockerStreamError { error } => error.clone(),
         bollard::errors::Error::DockerResponseServerError { message, .. } => message.clone(),
@@ -700,6 +825,11 @@ fn archive_error(action: &str, during: &str, e: bollard::errors::Error) -> Error
         Error::DiskFull {
             during: during.to_string(),
         }
+    } else if is_not_found(&e) {
+        Error::Gone {
+            action: action.to_string(),
+            object: object.to_string(),
+        }
     } else {
         Error::Engine {
             action: action.to_string(),
@@ -708,9 +838,9 @@ fn archive_error(action: &str, during: &str, e: bollard::errors::Error) -> Error
     }
 }
 
-/// Classifies an error of running something in a container: a 409 means it
+/// Classifies an error of running something in `container`: a 409 means it
 /// is not running.
-fn exec_error(action: &str, e: bollard::errors::Error) -> Error {
+fn exec_error(action: &str, container: &str, e: bollard::errors::Error) -> Error {
     match &e {
         bollard::errors::Error::DockerResponseServerError {
             status_code: 409,
@@ -718,7 +848,7 @@ fn exec_error(action: &str, e: bollard::errors::Error) -> Error {
         } => Error::NotReady(format!(
             "cannot {action}: {message} — start it first (`sparkbox start`, or `sparkbox up`)"
         )),
-        _ => Error::from_engine(action, e),
+        _ => engine_error(action, format!("the container {container}"), e),
     }
 }
 
@@ -732,19 +862,46 @@ fn is_not_found(e: &bollard::errors::Error) -> bool {
     )
 }
 
+/// Classifies an engine error seen while trying to `action` on `object`
+/// ("the container demo-master"): a full disk, a 404 (the object is gone,
+/// removed behind sparkbox's back), or the rest in the engine's own words.
+///
+/// A 409 is left to the callers that know what it means: on a create it is
+/// a name in use ([`create_error`]), on an exec a container that is not
+/// running ([`exec_error`]), but on a removal it is "in use" or "already
+/// being removed", where the advice of [`Error::NameConflict`] would mislead.
+pub(crate) fn engine_error(
+    action: impl Into<String>,
+    object: impl Into<String>,
+    err: bollard::errors::Error,
+) -> Error {
+    let action = action.into();
+    let detail = err.to_string();
+    if crate::error::is_disk_full(&detail) {
+        return Error::DiskFull { during: action };
+    }
+    if is_not_found(&err) {
+        return Error::Gone {
+            action,
+            object: object.into(),
+        };
+    }
+    Error::Engine { action, detail }
+}
+
 /// Classifies a create-time error: a 409 is a name already in use.
 fn create_error(what: &str, name: &str, e: bollard::errors::Error) -> Error {
-    match &e {
+    let action = format!("create {what} {name}");
+    match e {
         bollard::errors::Error::DockerResponseServerError {
             status_code: 409,
             message,
-        } => Error::Engine {
-            action: format!("create {what} {name}"),
-            detail: format!(
-                "the name is already in use ({message}) — remove the other object or choose another --name"
-            ),
+        } if !crate::error::is_disk_full(&message) => Error::NameConflict {
+            action,
+            name: name.to_string(),
+            detail: message,
         },
-        _ => Error::from_engine(format!("create {what} {name}"), e),
+        other => engine_error(action, format!("the {what} {name}"), other),
     }
 }
 
@@ -808,7 +965,9 @@ fn spec_to_body(spec: &ContainerSpec) -> ContainerCreateBody {
     }
 }
 
-/// Runs a command in a container as `user` (e.g. "root").
+/// Runs a command in a container as `user` (e.g. "root"); for the real-Docker
+/// tests — sparkbox itself runs commands as a user through
+/// [`Engine::exec_attached`].
 pub async fn exec_as(
     engine: &DockerEngine,
     container: &str,
@@ -837,16 +996,18 @@ impl DockerEngine {
             .docker
             .create_exec(container, config)
             .await
-            .map_err(|e| Error::from_engine(action(), e))?;
+            .map_err(|e| engine_error(action(), format!("the container {container}"), e))?;
         let started = self
             .docker
             .start_exec(&created.id, None)
             .await
-            .map_err(|e| Error::from_engine(action(), e))?;
+            .map_err(|e| engine_error(action(), format!("the container {container}"), e))?;
         let (mut stdout, mut stderr) = (String::new(), String::new());
         if let bollard::exec::StartExecResults::Attached { mut output, .. } = started {
             while let Some(item) = output.next().await {
-                match item.map_err(|e| Error::from_engine(action(), e))? {
+                match item
+                    .map_err(|e| engine_error(action(), format!("the container {container}"), e))?
+                {
                     bollard::container::LogOutput::StdErr { message } => {
                         stderr.push_str(&String::from_utf8_lossy(&message))
                     }
@@ -863,10 +1024,9 @@ impl DockerEngine {
     }
 
     async fn run_created(&self, name: &str) -> Result<RunOutput> {
-        self.docker
-            .start_container(name, None)
-            .await
-            .map_err(|e| Error::from_engine(format!("start {name}"), e))?;
+        self.docker.start_container(name, None).await.map_err(|e| {
+            engine_error(format!("start {name}"), format!("the container {name}"), e)
+        })?;
         let mut wait = self.docker.wait_container(name, None);
         let mut exit_code = 0;
         while let Some(item) = wait.next().await {
@@ -876,14 +1036,26 @@ impl DockerEngine {
                 Err(bollard::errors::Error::DockerContainerWaitError { code, .. }) => {
                     exit_code = code
                 }
-                Err(e) => return Err(Error::from_engine(format!("wait for {name}"), e)),
+                Err(e) => {
+                    return Err(engine_error(
+                        format!("wait for {name}"),
+                        format!("the container {name}"),
+                        e,
+                    ))
+                }
             }
         }
         let options = LogsOptionsBuilder::new().stdout(true).stderr(true).build();
         let mut logs = self.docker.logs(name, Some(options));
         let (mut stdout, mut stderr) = (String::new(), String::new());
         while let Some(item) = logs.next().await {
-            match item.map_err(|e| Error::from_engine(format!("read the output of {name}"), e))? {
+            match item.map_err(|e| {
+                engine_error(
+                    format!("read the output of {name}"),
+                    format!("the container {name}"),
+                    e,
+                )
+            })? {
                 bollard::container::LogOutput::StdErr { message } => {
                     stderr.push_str(&String::from_utf8_lossy(&message))
                 }
@@ -901,6 +1073,128 @@ impl DockerEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn server_error(status_code: u16, message: &str) -> bollard::errors::Error {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code,
+            message: message.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_404_is_gone_and_names_the_object() {
+        let e = engine_error(
+            "start demo-master",
+            "the container demo-master",
+            server_error(404, "No such container: demo-master"),
+        );
+        match &e {
+            Error::Gone { action, object } => {
+                assert_eq!(action, "start demo-master");
+                assert_eq!(object, "the container demo-master");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(e.to_string().contains("sparkbox status"), "{e}");
+        assert_eq!(e.exit_code(), 1);
+    }
+
+    #[test]
+    fn a_409_on_create_is_a_name_conflict() {
+        let e = create_error(
+            "container",
+            "demo-master",
+            server_error(
+                409,
+                "Conflict. The container name \"/demo-master\" is already in use",
+            ),
+        );
+        match &e {
+            Error::NameConflict {
+                action,
+                name,
+                detail,
+            } => {
+                assert_eq!(action, "create container demo-master");
+                assert_eq!(name, "demo-master");
+                assert!(detail.contains("already in use"), "{detail}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(e.to_string().contains("docker rm -f demo-master"), "{e}");
+        // A 404 on create (the image is missing) is not a conflict.
+        let gone = create_error(
+            "container",
+            "demo-master",
+            server_error(404, "No such image"),
+        );
+        assert!(matches!(gone, Error::Gone { .. }), "{gone:?}");
+    }
+
+    #[test]
+    fn a_409_elsewhere_keeps_its_meaning() {
+        // Exec in a stopped container: not ready, with what to do.
+        let e = exec_error(
+            "run \"ls\" in demo-master",
+            "demo-master",
+            server_error(409, "container demo-master is not running"),
+        );
+        assert!(matches!(e, Error::NotReady(_)), "{e:?}");
+        assert!(e.to_string().contains("sparkbox start"), "{e}");
+        // A volume in use is the engine's own words, not a name conflict.
+        let e = engine_error(
+            "remove volume v",
+            "the volume v",
+            server_error(409, "remove v: volume is in use"),
+        );
+        match e {
+            Error::Engine { detail, .. } => assert!(detail.contains("volume is in use")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_full_disk_stays_disk_full_and_the_rest_is_the_engines_words() {
+        let e = engine_error(
+            "create a container from img",
+            "the image img",
+            server_error(500, "write /var/lib/docker/x: no space left on device"),
+        );
+        assert!(
+            matches!(&e, Error::DiskFull { during } if during == "create a container from img")
+        );
+        assert_eq!(e.exit_code(), 6);
+        let e = create_error(
+            "volume",
+            "v",
+            server_error(
+                409,
+                "mkdir /var/lib/docker/volumes/v: no space left on device",
+            ),
+        );
+        assert!(matches!(e, Error::DiskFull { .. }), "{e:?}");
+        let e = engine_error(
+            "list containers",
+            "the container list",
+            server_error(500, "boom"),
+        );
+        match e {
+            Error::Engine { action, detail } => {
+                assert_eq!(action, "list containers");
+                assert!(detail.contains("boom"), "{detail}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = archive_error(
+            "save the image img",
+            "saving the image img",
+            "the image img",
+            bollard::errors::Error::DockerStreamError {
+                error: "write: no space left on device".into(),
+            },
+        );
+        assert!(matches!(e, Error::DiskFull { .. }), "{e:?}");
+    }
 
     #[test]
     fn splits_chunks_into_lines_and_steps() {

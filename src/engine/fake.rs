@@ -43,7 +43,7 @@ use futures_util::StreamExt;
 
 use super::{
     BuildEvent, BuildRequest, ByteStream, ContainerSpec, ContainerState, Engine, EngineInfo,
-    ExecChunk, ExecRequest, ExecSession, ImageInfo, RunOutput,
+    ExecChunk, ExecRequest, ExecSession, ImageInfo, RunOutput, SystemInfo,
 };
 use crate::error::{Error, Result};
 use crate::model::contract;
@@ -99,8 +99,10 @@ pub enum Call {
     ExecExitCode,
     /// `upload_tar`.
     UploadTar,
-    /// `log_stream` (and so `logs_tail`).
+    /// `log_stream` (and so `logs_tail`), `timestamped_log`.
     Logs,
+    /// `inspect_container`, `system_info`.
+    Inspect,
 }
 
 impl Call {
@@ -132,6 +134,7 @@ impl Call {
             Call::ExecExitCode => "exec_exit_code",
             Call::UploadTar => "upload_tar",
             Call::Logs => "logs",
+            Call::Inspect => "inspect",
         }
     }
 
@@ -1372,6 +1375,66 @@ impl Engine for FakeEngine {
             None => Err(gone(&format!("read the log of {container}"), container)),
         };
         futures_util::stream::once(async move { item }).boxed()
+    }
+
+    fn timestamped_log(&self, container: &str) -> BoxStream<'static, Result<Bytes>> {
+        let mut st = self.st();
+        st.log
+            .push((Call::Logs, format!("timestamped logs {container}")));
+        let item = match st.containers.get(container) {
+            Some(c) => {
+                let text: String = c
+                    .log
+                    .iter()
+                    .enumerate()
+                    .map(|(i, line)| format!("2026-01-01T00:00:{:02}.000000000Z {line}\n", i % 60))
+                    .collect();
+                Ok(Bytes::from(text))
+            }
+            None => Err(gone(&format!("read the log of {container}"), container)),
+        };
+        futures_util::stream::once(async move { item }).boxed()
+    }
+
+    async fn inspect_container(&self, name: &str) -> Result<serde_json::Value> {
+        let mut st = self.st();
+        st.log.push((Call::Inspect, format!("inspect {name}")));
+        let c = st
+            .containers
+            .get(name)
+            .ok_or_else(|| gone(&format!("inspect {name}"), name))?;
+        let view = c.view();
+        Ok(serde_json::json!({
+            "Id": c.id,
+            "Name": format!("/{name}"),
+            "Image": c.image_id,
+            "Config": {
+                "Image": c.spec.image,
+                "Cmd": c.spec.command,
+                "Env": c.spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+                "Labels": c.spec.labels,
+            },
+            "State": {
+                "Status": view.state,
+                "Running": c.is_running(),
+                "StartedAt": c.started_at,
+            },
+            "HostConfig": { "Binds": c.spec.binds },
+        }))
+    }
+
+    async fn system_info(&self) -> Result<SystemInfo> {
+        let mut st = self.st();
+        st.log.push((Call::Inspect, "system info".to_string()));
+        let running = st.containers.values().filter(|c| c.is_running()).count();
+        Ok(SystemInfo {
+            os: Some("linux".to_string()),
+            storage_driver: Some("fake".to_string()),
+            cpus: Some(2),
+            memory_bytes: Some(24 * 1024 * 1024 * 1024),
+            containers_running: Some(running as i64),
+            ..Default::default()
+        })
     }
 }
 

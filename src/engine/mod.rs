@@ -54,6 +54,37 @@ pub struct EngineInfo {
     pub api_version: String,
 }
 
+/// What the engine tells about its machine: what `doctor` weighs a cluster
+/// against and what a diagnostics bundle records. A field is None when the
+/// engine did not say.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SystemInfo {
+    /// The newest API version the server speaks.
+    pub server_api_version: Option<String>,
+    /// The oldest API version the server speaks.
+    pub min_api_version: Option<String>,
+    /// The engine's operating system kind ("linux").
+    pub os: Option<String>,
+    /// The engine's CPU architecture ("amd64").
+    pub arch: Option<String>,
+    /// Kernel version.
+    pub kernel_version: Option<String>,
+    /// The host's operating system, e.g. "Debian GNU/Linux 12 (bookworm)".
+    pub operating_system: Option<String>,
+    /// Storage driver, e.g. "overlay2".
+    pub storage_driver: Option<String>,
+    /// cgroup version ("1" or "2").
+    pub cgroup_version: Option<String>,
+    /// CPUs the engine can use.
+    pub cpus: Option<i64>,
+    /// Memory of the engine's machine, in bytes.
+    pub memory_bytes: Option<i64>,
+    /// Containers running on the engine (all, not only sparkbox's).
+    pub containers_running: Option<i64>,
+    /// Where the engine keeps images and containers ("/var/lib/docker").
+    pub data_root: Option<String>,
+}
+
 /// The parts of an image sparkbox looks at.
 #[derive(Debug, Clone)]
 pub struct ImageInfo {
@@ -325,6 +356,17 @@ pub trait Engine {
         tail: Option<usize>,
         since: Option<i64>,
     ) -> BoxStream<'static, Result<String>>;
+
+    /// A container's whole log, stdout and stderr, each line prefixed with
+    /// the engine's RFC 3339 timestamp, as the raw bytes the engine sends.
+    fn timestamped_log(&self, container: &str) -> BoxStream<'static, Result<Bytes>>;
+
+    /// The engine's whole inspect document of a container (what `docker
+    /// inspect` prints for it), as the engine wrote it.
+    async fn inspect_container(&self, name: &str) -> Result<serde_json::Value>;
+
+    /// What the engine tells about its machine (CPUs, memory, storage, versions).
+    async fn system_info(&self) -> Result<SystemInfo>;
 
     /// The last `lines` lines of a container's log.
     async fn logs_tail(&self, container: &str, lines: usize) -> Result<String> {

@@ -1,6 +1,7 @@
 //! The jupyter-spark image: its recipe, content-hash tag, in-memory build
 //! context, the build itself, and the proof of what it contains.
 
+pub mod archive;
 pub mod base;
 pub mod versions;
 

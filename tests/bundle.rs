@@ -286,7 +286,7 @@ fn up_json_and_a_bundle_of_a_healthy_cluster() {
     assert_eq!(doc["workers"]["wanted"], 1, "{doc}");
     assert!(doc["cores"].as_u64().is_some_and(|c| c >= 1), "{doc}");
     assert!(doc["memory_mb"].as_u64().is_some_and(|m| m >= 512), "{doc}");
-    let default = sparkbox::image::versions::default_entry();
+    let default = sparkbox::model::versions::default_entry();
     assert_eq!(doc["versions"]["spark"], default.spark, "{doc}");
     assert_eq!(doc["versions"]["py4j"], default.py4j, "{doc}");
     assert!(doc["versions"]["java"]

@@ -27,7 +27,7 @@ fn unknown_flag_is_a_usage_error() {
 
 #[test]
 fn unknown_spark_version_lists_the_supported_ones() {
-    let supported = sparkbox::image::versions::supported_list();
+    let supported = sparkbox::model::versions::supported_list();
     sparkbox()
         .args(["build", "--spark-version", "9.9.9"])
         // An unreachable engine proves the version is checked first.
@@ -114,7 +114,7 @@ fn unreadable_ca_bundle_is_named() {
 
 #[test]
 fn versions_prints_the_matrix() {
-    let default = sparkbox::image::versions::default_entry();
+    let default = sparkbox::model::versions::default_entry();
     sparkbox()
         .arg("versions")
         .assert()

@@ -292,7 +292,7 @@ fn two_clusters_side_by_side_from_the_examples() {
         .unwrap_or_default()
         .to_string();
     assert!(connect.starts_with("sc://localhost:"), "{status_a}");
-    let versions = sparkbox::image::versions::default_entry();
+    let versions = sparkbox::model::versions::default_entry();
     assert_eq!(
         status_a["urls"]["connect_client"]["requirement"],
         format!("pyspark[connect]=={}", versions.spark),

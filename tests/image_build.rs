@@ -5,8 +5,8 @@ mod common;
 
 use common::{block_on, docker, ensure_default_image, run, sparkbox};
 use sparkbox::engine::Engine;
-use sparkbox::image::versions::{self, Versions, MATRIX};
 use sparkbox::model::labels;
+use sparkbox::model::versions::{self, Versions, MATRIX};
 
 fn tag_for(args: &[&str]) -> String {
     let (code, out, err) = run(sparkbox().args(["image", "tag"]).args(args));

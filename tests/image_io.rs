@@ -16,8 +16,8 @@ use common::{
     block_on, cluster_name, default_tag, docker, ensure_default_image, run, sparkbox, ClusterGuard,
 };
 use sparkbox::engine::{DockerEngine, Engine};
-use sparkbox::image::versions::MATRIX;
 use sparkbox::model::labels;
+use sparkbox::model::versions::MATRIX;
 
 /// Every image ID on the engine, sorted.
 fn image_ids(engine: &DockerEngine) -> Vec<String> {

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use common::{block_on, cluster_name, default_tag, docker, ensure_default_image, ClusterGuard};
 use sparkbox::engine::{ContainerSpec, Engine};
 use sparkbox::model::labels;
-use sparkbox::ops::wait;
+use sparkbox::plan::wait;
 
 /// A healthcheck as images made before `--wait` had it: exactly one argument
 /// (a role), exit 2 with a usage line for anything else. Here Jupyter

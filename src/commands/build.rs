@@ -6,8 +6,9 @@ use crate::cli::{BuildArgs, ImageArgs};
 use crate::engine::{Connection, Engine};
 use crate::error::Result;
 use crate::image::base;
-use crate::image::versions::{self, VERSION_KEYS};
-use crate::image::{self, BuildSettings, ImageRecipe};
+use crate::image::{self, BuildSettings};
+use crate::model::recipe::ImageRecipe;
+use crate::model::versions::{self, VERSION_KEYS};
 use crate::progress::Progress;
 use crate::settings::{Config, ImageSettings};
 
@@ -80,7 +81,8 @@ pub async fn run_base(
     debian_mirror: Option<String>,
     progress: &Progress,
 ) -> Result<()> {
-    let reference = base_image.unwrap_or_else(|| base::DEFAULT_BASE_IMAGE.to_string());
+    let reference =
+        base_image.unwrap_or_else(|| crate::model::recipe::DEFAULT_BASE_IMAGE.to_string());
     let engine = conn.engine().await?;
     base::ensure_base_image(&engine, &reference, debian_mirror.as_deref(), progress).await?;
     progress.finish();

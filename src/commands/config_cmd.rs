@@ -8,7 +8,7 @@ use crate::settings::{Config, Settings};
 pub fn run(args: ConfigArgs, config: &Config) -> Result<()> {
     let settings = Settings::resolve(config, &args.cluster)?;
     // The same checks `up` makes before touching the engine.
-    crate::ops::up::spec_from(&settings)?;
+    settings.spec()?;
     if args.json {
         let text = serde_json::to_string_pretty(&settings)
             .map_err(|e| Error::Io(format!("cannot render the settings: {e}")))?;

@@ -24,7 +24,7 @@ use tokio::io::AsyncReadExt;
 
 use crate::engine::ByteStream;
 use crate::error::{Error, Result};
-use crate::image::versions::Versions;
+use crate::model::versions::Versions;
 
 /// The name of the entry that carries the checksum record.
 pub const CHECKSUM_ENTRY: &str = "sparkbox-checksum.json";
@@ -503,7 +503,7 @@ pub fn payload_stream(file: tokio::fs::File, payload: u64, sent: Arc<AtomicU64>)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::IMAGE_REPOSITORY;
+    use crate::model::recipe::IMAGE_REPOSITORY;
 
     fn header(path: &str, size: usize, kind: tar::EntryType) -> tar::Header {
         let mut h = tar::Header::new_gnu();

@@ -13,7 +13,7 @@ use crate::model::labels;
 use crate::progress::Progress;
 
 /// The default base image: Debian bookworm, slim.
-pub const DEFAULT_BASE_IMAGE: &str = "debian:bookworm-slim";
+use crate::model::recipe::DEFAULT_BASE_IMAGE;
 
 /// The Debian release the offline path makes.
 const SUITE: &str = "bookworm";

@@ -74,7 +74,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     fn image_file(path: &str) -> String {
-        let file = crate::image::IMAGE_FILES
+        let file = crate::model::recipe::IMAGE_FILES
             .iter()
             .find(|f| f.path == path)
             .unwrap_or_else(|| panic!("{path} is not embedded"));
@@ -98,7 +98,7 @@ mod tests {
     #[test]
     fn the_image_reads_exactly_the_variables_of_the_table() {
         let mut read = BTreeSet::new();
-        for f in crate::image::IMAGE_FILES {
+        for f in crate::model::recipe::IMAGE_FILES {
             if f.path.starts_with("bin/") || f.path == "Dockerfile" {
                 read.extend(names_in(&image_file(f.path)));
             }
@@ -127,7 +127,9 @@ mod tests {
             let inside = path.strip_prefix(BIN_DIR).expect("under bin");
             let embedded = format!("bin{inside}");
             assert!(
-                crate::image::IMAGE_FILES.iter().any(|f| f.path == embedded),
+                crate::model::recipe::IMAGE_FILES
+                    .iter()
+                    .any(|f| f.path == embedded),
                 "{embedded} is missing from images/jupyter-spark"
             );
         }

@@ -4,4 +4,6 @@
 
 pub mod contract;
 pub mod labels;
+pub mod recipe;
 pub mod spec;
+pub mod versions;

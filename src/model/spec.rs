@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::image::ImageRecipe;
+use crate::model::recipe::ImageRecipe;
 
 /// The cluster name used when none is given.
 pub const DEFAULT_CLUSTER: &str = "sparkbox";

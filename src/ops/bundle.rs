@@ -20,12 +20,12 @@ use tokio::io::AsyncWriteExt;
 // The lead moves collect_status to ops::status; until then it is reached here.
 use crate::engine::{ContainerState, Engine};
 use crate::error::{Error, Result};
-use crate::image::versions::{Versions, VERSION_KEYS};
 use crate::model::labels;
+use crate::model::versions::{Versions, VERSION_KEYS};
 use crate::ops::parity::{self, Measured, ParityReport, ParityRow};
 use crate::ops::ready::image_versions;
 use crate::ops::status::collect as collect_status;
-use crate::ops::wait;
+use crate::plan::wait;
 use crate::progress::Progress;
 
 /// The file that lists the others; its first line marks a directory as a bundle.

@@ -7,8 +7,9 @@
 // reached there.
 use crate::engine::{Engine, EngineInfo, SystemInfo};
 use crate::error::Result;
-use crate::image::{base, ImageRecipe};
+use crate::image::base;
 use crate::model::labels;
+use crate::model::recipe::ImageRecipe;
 use crate::model::spec;
 use crate::ops::lifecycle::cluster_lines;
 use crate::ops::urls::connect_requirement;
@@ -248,7 +249,7 @@ pub async fn check<E: Engine>(
         .iter()
         .any(|c| c.labels.get(labels::ROLE).map(String::as_str) == Some("connect"));
     if settings.services.connect || connect_runs {
-        let entry = crate::image::versions::lookup(&settings.image.spark_version)?;
+        let entry = crate::model::versions::lookup(&settings.image.spark_version)?;
         findings.push(connect_client_finding(
             python,
             entry.spark,

@@ -13,12 +13,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::engine::{Engine, ImageInfo};
 use crate::error::{Error, Result};
+use crate::image;
 use crate::image::archive::{
     checksum_trailer, payload_stream, ArchiveProblem, ChecksumRecord, Sealer, Verifier, CHUNK,
 };
-use crate::image::versions::Versions;
-use crate::image::{self, IMAGE_REPOSITORY};
 use crate::model::labels;
+use crate::model::recipe::IMAGE_REPOSITORY;
+use crate::model::versions::Versions;
 use crate::progress::Progress;
 
 /// Progress of a long copy: a bar in MiB on a terminal, a line per tenth otherwise.

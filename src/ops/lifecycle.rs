@@ -13,14 +13,13 @@ use crate::lock;
 use crate::model::labels::{self, Labelled};
 use crate::model::spec::{self, Role};
 use crate::ops::ready::{self, Members};
-use crate::ops::up::spec_from;
 use crate::ops::urls::{self, LOCAL_HOST};
-use crate::ops::wait;
 use crate::plan::desired;
 use crate::plan::execute::{self, Context};
 use crate::plan::observe::Observed;
 use crate::plan::reconcile::{reconcile, Scope};
 use crate::plan::settle::settle;
+use crate::plan::wait;
 use crate::progress::Progress;
 use crate::settings::{Config, Recorded, Settings};
 
@@ -211,7 +210,7 @@ pub async fn scale<E: Engine>(
         ..Default::default()
     };
     let settings = Settings::resolve_over(&Config::default(), &args, Some(&recorded))?;
-    let mut spec = spec_from(&settings)?;
+    let mut spec = settings.spec()?;
     spec.data_dir.clone_from(&recorded.data);
     spec.host_user = view.host_user();
     spec.timeout = Duration::from_secs(timeout);

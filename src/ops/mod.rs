@@ -12,4 +12,3 @@ pub mod ready;
 pub mod status;
 pub mod up;
 pub mod urls;
-pub mod wait;

@@ -7,7 +7,7 @@ use futures_util::future::join_all;
 use serde::Serialize;
 
 use crate::engine::Engine;
-use crate::image::versions::Versions;
+use crate::model::versions::Versions;
 
 /// The command that measures versions inside a container (fast: no JVM).
 pub const MEASURE_COMMAND: [&str; 1] = [crate::model::contract::MEASURE_VERSIONS];

@@ -7,13 +7,13 @@ use std::time::Instant;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::image;
-use crate::image::versions::Versions;
 use crate::model::labels::Labelled;
 use crate::model::spec::Names;
+use crate::model::versions::Versions;
 use crate::ops::parity::{self, ParityReport};
-use crate::ops::wait::{self, MasterJson};
 use crate::plan::desired::Desired;
 use crate::plan::observe::Observed;
+use crate::plan::wait::{self, MasterJson};
 use crate::progress::Progress;
 
 /// What readiness waits for and parity measures.

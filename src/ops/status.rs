@@ -5,14 +5,14 @@ use serde::Serialize;
 
 use crate::engine::{ContainerState, Engine};
 use crate::error::Result;
-use crate::image::versions::Versions;
 use crate::model::labels::Labelled;
 use crate::model::spec::Names;
+use crate::model::versions::Versions;
 use crate::ops::parity::{self, Measured, ParityReport};
 use crate::ops::ready::image_versions;
 use crate::ops::urls::{self, Urls};
-use crate::ops::wait::{self, MasterJson};
 use crate::plan::observe::Observed;
+use crate::plan::wait::{self, MasterJson};
 
 /// Worker counts in `status`.
 #[derive(Debug, Clone, Default, Serialize)]

@@ -9,53 +9,22 @@ use serde::Serialize;
 use crate::cli::ClusterArgs;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::image::versions::Versions;
 use crate::lock;
 use crate::model::labels::{self, Labelled};
 use crate::model::spec::{self, ClusterSpec, Names, Role};
+use crate::model::versions::Versions;
 use crate::ops::ready::{self, Members};
 use crate::ops::status::WorkerCounts;
 use crate::ops::urls::Urls;
-use crate::ops::wait::{self, MasterJson};
 use crate::plan::desired::{self, Desired, Resolved};
 use crate::plan::execute::{self, Context};
 use crate::plan::observe::Observed;
 use crate::plan::reconcile::{reconcile, Scope};
 use crate::plan::settle::settle;
+use crate::plan::wait::{self, MasterJson};
 use crate::plan::{Action, Cause, Plan};
 use crate::progress::Progress;
 use crate::settings::{Config, Recorded, Settings};
-
-/// The desired cluster from the resolved settings, validated before any engine call.
-pub fn spec_from(settings: &Settings) -> Result<ClusterSpec> {
-    // Settings::resolve has checked the values (the data directory included).
-    Ok(ClusterSpec {
-        name: settings.name.clone(),
-        workers: settings.workers,
-        worker_cores: settings.cores,
-        worker_memory_mb: settings.memory_mb,
-        image: settings.image.recipe()?,
-        bind_address: settings.bind.clone(),
-        master_ui_port: settings.ports.master_ui.choice(),
-        jupyter_port: settings.ports.jupyter.choice(),
-        app_ui_port: settings.ports.app_ui.choice(),
-        timeout: Duration::from_secs(settings.timeout),
-        jupyter_token: settings.jupyter_token.clone(),
-        apps: settings.apps.clone(),
-        notebooks_volume: settings.volumes.notebooks.clone(),
-        data_dir: settings.volumes.data.clone(),
-        host_user: None,
-        history: settings
-            .services
-            .history
-            .then(|| settings.ports.history.choice()),
-        connect: settings
-            .services
-            .connect
-            .then(|| settings.ports.connect.choice()),
-        students: settings.students,
-    })
-}
 
 /// The owner (uid, gid) of the data directory: the containers' `spark` user
 /// takes it, so what Spark writes there stays the host user's.
@@ -159,7 +128,7 @@ pub async fn up<E: Engine>(
     let mut observed = Observed::read(engine, &cluster, None).await?;
     let recorded = Recorded::from_labels(observed.containers.iter().map(|c| &c.labels));
     let settings = Settings::resolve_over(config, args, recorded.as_ref())?;
-    let mut spec = spec_from(&settings)?;
+    let mut spec = settings.spec()?;
     if let Some(dir) = &spec.data_dir {
         // The directory is made (by this user) only once the plan stands.
         spec.host_user = data_dir_owner(dir).or_else(current_user);

@@ -4,9 +4,9 @@
 use serde::Serialize;
 
 use crate::engine::ContainerState;
-use crate::image::versions::Versions;
 use crate::model::labels::{self, Labelled};
 use crate::model::spec::Role;
+use crate::model::versions::Versions;
 use crate::plan::desired::{self, Resolved};
 use crate::plan::observe::Observed;
 

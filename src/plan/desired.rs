@@ -602,9 +602,9 @@ pub fn new_token() -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::image::versions::MATRIX;
-    use crate::image::ImageRecipe;
+    use crate::model::recipe::ImageRecipe;
     use crate::model::spec::PortChoice;
+    use crate::model::versions::MATRIX;
     use std::time::Duration;
 
     pub(crate) fn sample_spec(workers: u32) -> ClusterSpec {

@@ -10,10 +10,11 @@ use futures_util::future::try_join_all;
 
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::image::{self, BuildSettings, ImageRecipe};
+use crate::image::{self, BuildSettings};
+use crate::model::recipe::ImageRecipe;
 use crate::model::spec::Names;
-use crate::ops::wait;
 use crate::plan::desired;
+use crate::plan::wait;
 use crate::plan::{Action, Plan, Stage, Step};
 use crate::progress::Progress;
 

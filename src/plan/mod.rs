@@ -6,6 +6,7 @@ pub mod observe;
 pub mod ports;
 pub mod reconcile;
 pub mod settle;
+pub mod wait;
 
 use std::fmt;
 

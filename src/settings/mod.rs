@@ -254,12 +254,12 @@ impl Config {
                 .spark_version
                 .clone()
                 .or_else(|| f.spark_version.clone())
-                .unwrap_or_else(|| crate::image::versions::default_entry().spark.to_string()),
+                .unwrap_or_else(|| crate::model::versions::default_entry().spark.to_string()),
             base_image: args
                 .base_image
                 .clone()
                 .or_else(|| f.base_image.clone())
-                .unwrap_or_else(|| crate::image::base::DEFAULT_BASE_IMAGE.to_string()),
+                .unwrap_or_else(|| crate::model::recipe::DEFAULT_BASE_IMAGE.to_string()),
             debian_mirror: args
                 .debian_mirror
                 .clone()
@@ -309,9 +309,9 @@ pub struct ImageSettings {
 impl ImageSettings {
     /// The image recipe these settings describe (the Spark release checked
     /// against the version matrix, the packages checked as pip requirements).
-    pub fn recipe(&self) -> Result<crate::image::ImageRecipe> {
-        let entry = crate::image::versions::lookup(&self.spark_version)?;
-        crate::image::ImageRecipe::new(
+    pub fn recipe(&self) -> Result<crate::model::recipe::ImageRecipe> {
+        let entry = crate::model::versions::lookup(&self.spark_version)?;
+        crate::model::recipe::ImageRecipe::new(
             entry,
             Some(self.base_image.clone()),
             self.python_packages.clone(),
@@ -508,7 +508,7 @@ impl Settings {
             }
         }
         // "3.5" means the newest supported 3.5 release: print what will run.
-        image.spark_version = crate::image::versions::lookup(&image.spark_version)
+        image.spark_version = crate::model::versions::lookup(&image.spark_version)
             .map_err(|e| match &args.image.spark_version {
                 Some(_) => e,
                 None => in_file("image", "spark_version", e),
@@ -700,6 +700,38 @@ impl Settings {
             services,
             bind,
             students,
+        })
+    }
+
+    /// The desired cluster these settings describe, checked before any engine call.
+    pub fn spec(&self) -> Result<spec::ClusterSpec> {
+        let settings = self;
+        // Settings::resolve has checked the values (the data directory included).
+        Ok(spec::ClusterSpec {
+            name: settings.name.clone(),
+            workers: settings.workers,
+            worker_cores: settings.cores,
+            worker_memory_mb: settings.memory_mb,
+            image: settings.image.recipe()?,
+            bind_address: settings.bind.clone(),
+            master_ui_port: settings.ports.master_ui.choice(),
+            jupyter_port: settings.ports.jupyter.choice(),
+            app_ui_port: settings.ports.app_ui.choice(),
+            timeout: std::time::Duration::from_secs(settings.timeout),
+            jupyter_token: settings.jupyter_token.clone(),
+            apps: settings.apps.clone(),
+            notebooks_volume: settings.volumes.notebooks.clone(),
+            data_dir: settings.volumes.data.clone(),
+            host_user: None,
+            history: settings
+                .services
+                .history
+                .then(|| settings.ports.history.choice()),
+            connect: settings
+                .services
+                .connect
+                .then(|| settings.ports.connect.choice()),
+            students: settings.students,
         })
     }
 

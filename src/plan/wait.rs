@@ -1,6 +1,6 @@
-//! Readiness: everything goes through exec inside the containers (never a
-//! container IP from the host), with a deadline, failing fast when a
-//! container exits or turns unhealthy.
+//! The waits execution and readiness share: everything goes through exec
+//! inside the containers (never a container IP from the host), with a
+//! deadline, failing fast when a container exits or turns unhealthy.
 
 use std::time::{Duration, Instant};
 

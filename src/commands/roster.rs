@@ -4,7 +4,7 @@
 use crate::cli::RosterArgs;
 use crate::engine::{Connection, Engine};
 use crate::error::{Error, Result};
-use crate::model::labels;
+use crate::model::labels::{self, Labelled};
 use crate::plan::observe::Observed;
 use crate::settings::Config;
 
@@ -68,8 +68,7 @@ pub async fn run(conn: &Connection, args: RosterArgs, config: &Config) -> Result
     };
     let bind = observed
         .jupyter()
-        .and_then(|j| j.labels.get(labels::BIND))
-        .map(String::as_str);
+        .and_then(|j| Labelled(&j.labels).get(labels::BIND));
     let host = host_for(args.host.as_deref(), bind);
     let seats = seats(&observed, &host);
     if seats.is_empty() {

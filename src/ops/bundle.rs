@@ -20,7 +20,8 @@ use tokio::io::AsyncWriteExt;
 // The lead moves collect_status to ops::status; until then it is reached here.
 use crate::engine::{ContainerState, Engine};
 use crate::error::{Error, Result};
-use crate::model::labels;
+use crate::model::labels::{self, Labelled};
+use crate::model::spec::Role;
 use crate::model::versions::{Versions, VERSION_KEYS};
 use crate::ops::parity::{self, Measured, ParityReport, ParityRow};
 use crate::ops::ready::image_versions;
@@ -493,7 +494,7 @@ async fn versions_file<E: Engine>(engine: &E, dir: &Path, containers: &[Containe
         .collect();
     let image = containers
         .iter()
-        .find_map(|c| c.labels.get(labels::IMAGE_REF).cloned());
+        .find_map(|c| Labelled(&c.labels).image_ref().map(str::to_string));
     let (reference, measured) = limited(file, async {
         let reference = match &image {
             Some(tag) => image_versions(engine, tag).await.ok(),
@@ -518,8 +519,7 @@ async fn versions_file<E: Engine>(engine: &E, dir: &Path, containers: &[Containe
 /// `master.json`: the master's /json/ document, asked inside its container.
 async fn master_file<E: Engine>(engine: &E, dir: &Path, containers: &[ContainerState]) -> Piece {
     let file = "master.json";
-    let role =
-        |c: &&ContainerState| c.labels.get(labels::ROLE).map(String::as_str) == Some("master");
+    let role = |c: &&ContainerState| Labelled(&c.labels).role() == Some(Role::Master);
     let Some(master) = containers.iter().find(role) else {
         return Err(Entry::new(file, "the cluster has no master container"));
     };

@@ -8,9 +8,9 @@
 use crate::engine::{Engine, EngineInfo, SystemInfo};
 use crate::error::Result;
 use crate::image::base;
-use crate::model::labels;
+use crate::model::labels::{self, Labelled};
 use crate::model::recipe::ImageRecipe;
-use crate::model::spec;
+use crate::model::spec::{self, Role};
 use crate::ops::lifecycle::cluster_lines;
 use crate::ops::urls::connect_requirement;
 use crate::plan::ports;
@@ -247,7 +247,7 @@ pub async fn check<E: Engine>(
         .containers(&[(labels::CLUSTER, settings.name.as_str())])
         .await?
         .iter()
-        .any(|c| c.labels.get(labels::ROLE).map(String::as_str) == Some("connect"));
+        .any(|c| Labelled(&c.labels).role() == Some(Role::Connect));
     if settings.services.connect || connect_runs {
         let entry = crate::model::versions::lookup(&settings.image.spark_version)?;
         findings.push(connect_client_finding(

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::engine::{ContainerState, Engine};
 use crate::error::Result;
-use crate::model::labels;
+use crate::model::labels::{self, Labelled};
 use crate::model::spec::Role;
 
 /// What the engine holds for one cluster.
@@ -49,7 +49,7 @@ impl Observed {
     pub fn with_role(&self, role: Role) -> impl Iterator<Item = &ContainerState> {
         self.containers
             .iter()
-            .filter(move |c| c.labels.get(labels::ROLE).and_then(|r| Role::parse(r)) == Some(role))
+            .filter(move |c| Labelled(&c.labels).role() == Some(role))
     }
 
     /// The master container, if any.

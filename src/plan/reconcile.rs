@@ -1,7 +1,8 @@
 //! The pure heart of `up`: desired state × observed state → plan. No I/O.
 
 use crate::engine::{ContainerSpec, ContainerState};
-use crate::model::labels;
+use crate::model::labels::{self, Labelled};
+use crate::model::spec::Role;
 use crate::plan::desired::Desired;
 use crate::plan::observe::Observed;
 use crate::plan::{Action, Cause, Plan, Stage, Step};
@@ -193,7 +194,7 @@ fn reconcile_all(desired: &Desired, observed: &Observed) -> Plan {
     let have_extras: Vec<&ContainerState> = observed.extras().collect();
     for want in &desired.extras {
         let have = have_extras.iter().find(|c| c.name == want.name).copied();
-        let is_driver = want.labels.get(labels::ROLE).map(String::as_str) == Some("connect");
+        let is_driver = Labelled(&want.labels).role() == Some(Role::Connect);
         converge(
             &mut steps,
             Stage::Services,

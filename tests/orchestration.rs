@@ -659,3 +659,108 @@ async fn down_removes_the_cluster_and_keeps_volumes_unless_asked() {
         .expect("down of nothing");
     assert!(nothing.is_none());
 }
+
+/// `up` with nothing but the name, as `status` advises it.
+fn bare(lab: &Lab) -> ClusterArgs {
+    ClusterArgs {
+        name: NameArg {
+            name: Some(lab.name.clone()),
+        },
+        timeout: Some(20),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn up_with_nothing_said_restores_the_cluster_as_it_was_made() {
+    let lab = Lab::new("asmade");
+    let made = ClusterArgs {
+        cores: Some(2),
+        memory: Some("1536m".into()),
+        history: true,
+        ..lab.args(Some(2))
+    };
+    lab.up(&made).await.expect("up");
+    let scaled = lifecycle::scale(&lab.engine, &lab.name, 3, 20, &quiet())
+        .await
+        .expect("scale");
+    assert!(scaled.is_some());
+    let names = lab.names();
+    lab.engine.exit_container(&names.worker(2), 137);
+    let before = lab.ids();
+    lab.engine.clear_log();
+    // From anywhere (no file, no --data): only the killed worker is started.
+    let plan = lab.plan(&bare(&lab)).await;
+    assert_eq!(
+        plan.trim(),
+        format!(" 1. start container {} (stopped)", names.worker(2)).trim(),
+        "{plan}"
+    );
+    let out = lab.up(&bare(&lab)).await.expect("the hinted up");
+    assert_eq!(out.report.workers.wanted, 3);
+    assert!(out.notes.is_empty(), "{:?}", out.notes);
+    assert_eq!(lab.ids(), before, "a container was replaced");
+    assert_eq!(
+        lab.engine.mutations(),
+        vec![format!("start_container {}", names.worker(2))]
+    );
+    let worker = lab.engine.container(&names.worker(3)).expect("worker-3");
+    assert_eq!(worker.env("SPARKBOX_WORKER_CORES"), Some("2"));
+    assert_eq!(worker.env("SPARKBOX_WORKER_MEMORY"), Some("1536m"));
+    assert!(lab.engine.container(&names.history()).is_some());
+    let data = lab.data.path().join("data").display().to_string();
+    let jupyter = lab.engine.container(&names.jupyter()).expect("jupyter");
+    assert!(
+        jupyter.spec.binds.contains(&format!("{data}:/data")),
+        "{:?}",
+        jupyter.spec.binds
+    );
+}
+
+#[tokio::test]
+async fn up_says_which_setting_recreates_a_running_jupyter() {
+    let lab = Lab::new("why");
+    lab.up(&lab.args(Some(1))).await.expect("up");
+    let other = tempfile::tempdir().expect("another data directory");
+    let moved = ClusterArgs {
+        data: Some(other.path().to_path_buf()),
+        ..lab.args(Some(1))
+    };
+    let outcome = sparkbox::ops::up::up(&lab.engine, &Config::default(), &moved, true, &quiet())
+        .await
+        .expect("a dry run");
+    let UpOutcome::DryRun { notes, .. } = outcome else {
+        panic!("not a dry run");
+    };
+    let jupyter = lab.names().jupyter();
+    let note = notes
+        .iter()
+        .find(|n| n.starts_with(&jupyter))
+        .unwrap_or_else(|| panic!("no note about {jupyter}: {notes:?}"));
+    let old = lab.data.path().join("data").display().to_string();
+    assert!(
+        note.contains(&format!(
+            "the data directory {old} → {}",
+            other.path().display()
+        )),
+        "{note}"
+    );
+    assert!(note.contains("kernels running in it stop"), "{note}");
+    // A worker count alone never recreates Jupyter, so no such note.
+    let outcome = sparkbox::ops::up::up(
+        &lab.engine,
+        &Config::default(),
+        &lab.args(Some(2)),
+        true,
+        &quiet(),
+    )
+    .await
+    .expect("a dry run");
+    let UpOutcome::DryRun { notes, .. } = outcome else {
+        panic!("not a dry run");
+    };
+    assert!(
+        notes.iter().all(|n| !n.contains("is recreated")),
+        "{notes:?}"
+    );
+}

@@ -91,6 +91,15 @@ fn up_after_scale_and_a_killed_worker_restores_the_cluster_as_it_was_made() {
         "status hint:\n{err}"
     );
 
+    // `config` there shows what that `up` will use: the cluster's record.
+    let (code, out, err) = run(sparkbox()
+        .current_dir(elsewhere.path())
+        .args(["config", "--json", "-n", &name]));
+    assert_eq!(code, 0, "config failed:\n{out}\n{err}");
+    let settings: serde_json::Value = serde_json::from_str(&out).expect("config --json");
+    assert_eq!(settings["workers"], 3, "{out}");
+    assert_eq!(settings["volumes"]["data"], data_dir.as_str(), "{out}");
+
     // That exact command, from a directory that has nothing of the cluster.
     let (code, out, err) = run(sparkbox().current_dir(elsewhere.path()).args(&hint[1..]));
     assert_eq!(code, 0, "the hinted up failed:\n{out}\n{err}");

@@ -1,20 +1,50 @@
-//! `sparkbox config`: the settings `up` would use, resolved.
+//! `sparkbox config`: the settings `up` would use, resolved — over what the
+//! existing cluster was made with, when the engine answers and it exists.
+
+use std::time::Duration;
 
 use crate::cli::ConfigArgs;
+use crate::engine::{Connection, Engine};
 use crate::error::{Error, Result};
-use crate::settings::{Config, Settings};
+use crate::model::labels;
+use crate::settings::{Config, Recorded, Settings};
+
+/// How long `config` waits for the engine before printing without the record.
+const ENGINE_PATIENCE: Duration = Duration::from_secs(3);
 
 /// Prints the resolved settings as TOML (a file that reproduces them) or JSON.
-pub fn run(args: ConfigArgs, config: &Config) -> Result<()> {
-    let settings = Settings::resolve(config, &args.cluster)?;
+pub async fn run(conn: &Connection, args: ConfigArgs, config: &Config) -> Result<()> {
+    let asked = Settings::resolve(config, &args.cluster)?;
     // The same checks `up` makes before touching the engine.
+    asked.spec()?;
+    let (recorded, about) = match tokio::time::timeout(ENGINE_PATIENCE, record_of(conn, &asked.name)).await {
+        Ok(Ok(Some(r))) => (
+            Some(r),
+            format!(
+                "# over what the existing cluster {} was made with (its labels)\n",
+                asked.name
+            ),
+        ),
+        Ok(Ok(None)) => (None, String::new()),
+        Ok(Err(e)) => (None, format!("# the engine did not answer ({e}): if cluster {} exists, `up` keeps what it was made with where nothing here says otherwise\n", asked.name)),
+        Err(_) => (None, format!("# the engine did not answer within {}s: if cluster {} exists, `up` keeps what it was made with where nothing here says otherwise\n", ENGINE_PATIENCE.as_secs(), asked.name)),
+    };
+    let settings = Settings::resolve_over(config, &args.cluster, recorded.as_ref())?;
     settings.spec()?;
     if args.json {
         let text = serde_json::to_string_pretty(&settings)
             .map_err(|e| Error::Io(format!("cannot render the settings: {e}")))?;
+        eprint!("{about}");
         println!("{text}");
     } else {
-        print!("{}", settings.to_toml());
+        print!("{about}{}", settings.to_toml());
     }
     Ok(())
+}
+
+/// The record of the cluster `name`, when it exists.
+async fn record_of(conn: &Connection, name: &str) -> Result<Option<Recorded>> {
+    let engine = conn.engine().await?;
+    let containers = engine.containers(&[(labels::CLUSTER, name)]).await?;
+    Ok(Recorded::from_labels(containers.iter().map(|c| &c.labels)))
 }

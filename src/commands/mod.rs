@@ -117,7 +117,7 @@ async fn dispatch(cli: Cli, cfg: &Config, progress: &Progress) -> Result<()> {
         Command::Stop(args) => lifecycle::stop(conn, args, cfg, progress).await,
         Command::Start(args) => lifecycle::start(conn, args, cfg, progress).await,
         Command::Build(args) => build::run(conn, args, cfg, progress).await,
-        Command::Config(args) => config_cmd::run(args, cfg),
+        Command::Config(args) => config_cmd::run(conn, args, cfg).await,
         Command::Exec(args) => {
             let cluster = cfg.cluster_name(&args.name)?;
             exec::exec(conn, args, &cluster).await

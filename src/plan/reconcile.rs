@@ -96,6 +96,18 @@ fn worker_count(desired: &Desired, observed: &Observed) -> Plan {
             Some(_) => {}
         }
     }
+    scale_down(&mut steps, desired, &have_workers);
+    steps.sort_by_key(|s| s.stage);
+    Plan { steps }
+}
+
+/// Removes the workers above the wanted count, highest numbers first, so a
+/// partial scale-down leaves a dense range.
+fn scale_down(
+    steps: &mut Vec<Step>,
+    desired: &Desired,
+    have_workers: &std::collections::BTreeMap<u32, &ContainerState>,
+) {
     for (n, have) in have_workers.iter().rev() {
         if !desired.workers.contains_key(n) {
             steps.push(Step {
@@ -105,8 +117,6 @@ fn worker_count(desired: &Desired, observed: &Observed) -> Plan {
             });
         }
     }
-    steps.sort_by_key(|s| s.stage);
-    Plan { steps }
 }
 
 fn reconcile_all(desired: &Desired, observed: &Observed) -> Plan {
@@ -154,16 +164,7 @@ fn reconcile_all(desired: &Desired, observed: &Observed) -> Plan {
             worker_cause,
         );
     }
-    // Highest numbers first, so a partial scale-down leaves a dense range.
-    for (n, have) in have_workers.iter().rev() {
-        if !desired.workers.contains_key(n) {
-            steps.push(Step {
-                stage: Stage::Removal,
-                action: Action::RemoveContainer(have.name.clone()),
-                cause: Cause::ScaleDown,
-            });
-        }
-    }
+    scale_down(&mut steps, desired, &have_workers);
     let have_jupyters = observed.jupyters();
     let jupyter_index = |c: &ContainerSpec| -> u32 {
         c.labels

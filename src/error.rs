@@ -61,16 +61,23 @@ pub enum Error {
 
     /// The engine no longer has the object (its 404): removed behind
     /// sparkbox's back, e.g. by `docker rm` while a command ran.
-    #[error("{object} is gone from the Docker engine (while trying to {action}) — run the command again; `sparkbox status` shows what is left")]
-    Gone { action: String, object: String },
+    #[error("{object} is gone from the Docker engine (while trying to {action}: {detail}) — run the command again; `sparkbox status` shows what is left")]
+    Gone {
+        action: String,
+        object: String,
+        detail: String,
+    },
 
     /// The engine already has an object of that name (its 409) that
     /// sparkbox did not expect: made outside sparkbox, or by another run.
-    #[error("the Docker engine already has {name} (while trying to {action}): {detail} — if it is not sparkbox's, remove or rename it (`docker rm -f {name}`); if another sparkbox made it, `sparkbox up` again adopts the cluster as it is")]
+    #[error("the Docker engine already has a {kind} named {name} (while trying to {action}): {detail} — if it is not sparkbox's, rename it or remove it (`{remove}`), or give the cluster another --name; if another sparkbox made it, `sparkbox up` again adopts the cluster as it is")]
     NameConflict {
         action: String,
+        kind: String,
         name: String,
         detail: String,
+        /// The command that removes it.
+        remove: String,
     },
 
     /// A readiness deadline passed.
@@ -128,6 +135,22 @@ impl Error {
     /// ([`Error::CommandExit`]) has already said why on its own stderr.
     pub fn is_reported(&self) -> bool {
         !matches!(self, Error::CommandExit(_))
+    }
+
+    /// The engine's 409 on creating the `kind` ("container", "network",
+    /// "volume") `name`, with the command that removes the one in the way.
+    pub fn name_conflict(action: String, kind: &str, name: &str, detail: String) -> Error {
+        let remove = match kind {
+            "container" => format!("docker container rm -f {name}"),
+            other => format!("docker {other} rm {name}"),
+        };
+        Error::NameConflict {
+            action,
+            kind: kind.to_string(),
+            name: name.to_string(),
+            detail,
+            remove,
+        }
     }
 
     /// Ok for a command's exit code 0, [`Error::CommandExit`] otherwise.

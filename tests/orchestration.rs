@@ -504,7 +504,10 @@ async fn a_foreign_container_with_a_wanted_name_is_a_name_conflict() {
         "{err:?}"
     );
     let text = err.to_string();
-    assert!(text.contains(&format!("docker rm -f {w2}")), "{text}");
+    assert!(
+        text.contains(&format!("docker container rm -f {w2}")),
+        "{text}"
+    );
     assert_eq!(err.exit_code(), 1);
     // Once they remove it, up finishes the cluster.
     lab.engine.remove_container(&w2).await.expect("removed");

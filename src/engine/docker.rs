@@ -829,6 +829,7 @@ fn archive_error(action: &str, during: &str, object: &str, e: bollard::errors::E
         Error::Gone {
             action: action.to_string(),
             object: object.to_string(),
+            detail,
         }
     } else {
         Error::Engine {
@@ -884,21 +885,29 @@ pub(crate) fn engine_error(
         return Error::Gone {
             action,
             object: object.into(),
+            detail,
         };
     }
     Error::Engine { action, detail }
 }
 
-/// Classifies a create-time error: a 409 is a name already in use.
+/// Classifies a create-time error: a 409 is a name already in use; a 404
+/// names something the new object needs (its image, its network), so the
+/// engine's own words say what is missing.
 fn create_error(what: &str, name: &str, e: bollard::errors::Error) -> Error {
     let action = format!("create {what} {name}");
     match e {
         bollard::errors::Error::DockerResponseServerError {
             status_code: 409,
             message,
-        } if !crate::error::is_disk_full(&message) => Error::NameConflict {
+        } if !crate::error::is_disk_full(&message) => {
+            Error::name_conflict(action, what, name, message)
+        }
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            message,
+        } => Error::Engine {
             action,
-            name: name.to_string(),
             detail: message,
         },
         other => engine_error(action, format!("the {what} {name}"), other),
@@ -1089,7 +1098,7 @@ mod tests {
             server_error(404, "No such container: demo-master"),
         );
         match &e {
-            Error::Gone { action, object } => {
+            Error::Gone { action, object, .. } => {
                 assert_eq!(action, "start demo-master");
                 assert_eq!(object, "the container demo-master");
             }
@@ -1114,6 +1123,7 @@ mod tests {
                 action,
                 name,
                 detail,
+                ..
             } => {
                 assert_eq!(action, "create container demo-master");
                 assert_eq!(name, "demo-master");
@@ -1121,14 +1131,21 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(e.to_string().contains("docker rm -f demo-master"), "{e}");
-        // A 404 on create (the image is missing) is not a conflict.
-        let gone = create_error(
+        assert!(
+            e.to_string().contains("docker container rm -f demo-master"),
+            "{e}"
+        );
+        // A 404 on create (the image is missing) names what is missing, in
+        // the engine's words: the new container was never there to be gone.
+        let missing = create_error(
             "container",
             "demo-master",
-            server_error(404, "No such image"),
+            server_error(404, "No such image: sparkbox/jupyter-spark:x"),
         );
-        assert!(matches!(gone, Error::Gone { .. }), "{gone:?}");
+        match &missing {
+            Error::Engine { detail, .. } => assert!(detail.contains("No such image"), "{detail}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -370,6 +370,7 @@ fn gone(action: &str, name: &str) -> Error {
     Error::Gone {
         action: action.to_string(),
         object: format!("container {name}"),
+        detail: format!("No such container: {name}"),
     }
 }
 
@@ -1048,6 +1049,7 @@ impl Engine for FakeEngine {
         let found = st.image(image).ok_or_else(|| Error::Gone {
             action: format!("create a container from {image}"),
             object: format!("image {image}"),
+            detail: format!("No such image: {image}"),
         })?;
         let file = found.versions_file.clone();
         Ok(match (command, file) {
@@ -1141,11 +1143,12 @@ impl Engine for FakeEngine {
         self.gate(Call::CreateNetwork, name).await?;
         let mut st = self.st();
         if st.networks.contains_key(name) {
-            return Err(Error::NameConflict {
-                action: format!("create network {name}"),
-                name: name.to_string(),
-                detail: format!("network with name {name} already exists"),
-            });
+            return Err(Error::name_conflict(
+                format!("create network {name}"),
+                "network",
+                name,
+                format!("network with name {name} already exists"),
+            ));
         }
         st.networks.insert(name.to_string(), labels);
         Ok(())
@@ -1200,23 +1203,26 @@ impl Engine for FakeEngine {
         let action = format!("create container {}", spec.name);
         let mut st = self.st();
         if let Some(existing) = st.containers.get(&spec.name) {
-            return Err(Error::NameConflict {
+            let detail = format!(
+                "Conflict. The container name \"/{}\" is already in use by container \"{}\"",
+                spec.name, existing.id
+            );
+            return Err(Error::name_conflict(
                 action,
-                name: spec.name.clone(),
-                detail: format!(
-                    "Conflict. The container name \"/{}\" is already in use by container \"{}\"",
-                    spec.name, existing.id
-                ),
-            });
+                "container",
+                &spec.name,
+                detail,
+            ));
         }
-        let image_id = st.image_id_of(&spec.image).ok_or_else(|| Error::Gone {
+        // The engine's 404 on create names what the container needs.
+        let image_id = st.image_id_of(&spec.image).ok_or_else(|| Error::Engine {
             action: action.clone(),
-            object: format!("image {}", spec.image),
+            detail: format!("No such image: {}", spec.image),
         })?;
         if !st.networks.contains_key(&spec.network) {
-            return Err(Error::Gone {
+            return Err(Error::Engine {
                 action,
-                object: format!("network {}", spec.network),
+                detail: format!("network {} not found", spec.network),
             });
         }
         for volume in volumes_of(spec) {
@@ -1346,6 +1352,7 @@ impl Engine for FakeEngine {
             .ok_or_else(|| Error::Gone {
                 action: "read the exit code of the command".into(),
                 object: format!("exec {exec_id}"),
+                detail: format!("No such exec instance: {exec_id}"),
             })
     }
 
@@ -1503,7 +1510,10 @@ mod tests {
             let e = FakeEngine::new();
             let s = spec("t-master", "master", "t-net", "img:1");
             let no_image = e.create_container(&s).await.expect_err("no image yet");
-            assert!(matches!(no_image, Error::Gone { .. }), "{no_image}");
+            assert!(
+                no_image.to_string().contains("No such image: img:1"),
+                "{no_image}"
+            );
             e.add_image("img:1", HashMap::new());
             let no_net = e.create_container(&s).await.expect_err("no network yet");
             assert!(no_net.to_string().contains("network t-net"), "{no_net}");

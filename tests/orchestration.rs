@@ -767,3 +767,99 @@ async fn up_says_which_setting_recreates_a_running_jupyter() {
         "{notes:?}"
     );
 }
+
+#[tokio::test]
+async fn a_container_removed_by_hand_takes_nothing_of_the_cluster_with_it() {
+    let lab = Lab::new("byhand");
+    let file = sparkbox::settings::Config {
+        path: None,
+        file: sparkbox::settings::parse(
+            "[apps]\ncores = 1\n[volumes]\nnotebooks = \"mynb\"\n",
+            std::path::Path::new("sparkbox.toml"),
+        )
+        .expect("a valid file"),
+    };
+    let made = ClusterArgs {
+        history: true,
+        ..lab.args(Some(3))
+    };
+    sparkbox::ops::up::up(&lab.engine, &file, &made, false, &quiet())
+        .await
+        .expect("up");
+    let names = lab.names();
+    // Each of these, removed by hand, is made again as it was, alone; up runs
+    // with nothing said and no file, as the status hint and parity's fix say.
+    for gone in [
+        names.history(),
+        names.jupyter(),
+        names.worker(2),
+        names.master(),
+    ] {
+        let before = lab.ids();
+        let jupyter_before = lab.engine.container(&names.jupyter()).map(|c| c.spec);
+        assert!(lab.engine.remove_behind_back(&gone), "{gone} existed");
+        lab.engine.clear_log();
+        let out = lab.up(&bare(&lab)).await.expect("up heals");
+        let mut created: Vec<String> = lab
+            .engine
+            .mutations()
+            .into_iter()
+            .filter(|m| m.starts_with("create_container"))
+            .collect();
+        created.sort();
+        // A master made anew is found by its workers under the same name.
+        assert_eq!(
+            created,
+            vec![format!("create_container {gone}")],
+            "healing {gone}"
+        );
+        let after = lab.ids();
+        for (name, id) in &before {
+            if *name != gone {
+                assert_eq!(
+                    after.get(name),
+                    Some(id),
+                    "{name} was replaced healing {gone}"
+                );
+            }
+        }
+        assert_eq!(out.report.workers.wanted, 3);
+        let jupyter = lab.engine.container(&names.jupyter()).expect("jupyter");
+        assert!(
+            jupyter.spec.binds.iter().any(|b| b.starts_with("mynb:")),
+            "{:?}",
+            jupyter.spec.binds
+        );
+        let conf = jupyter.env("SPARKBOX_SPARK_CONF").unwrap_or_default();
+        assert!(conf.contains("spark.cores.max=1"), "{conf}");
+        assert!(conf.contains("spark.eventLog.enabled=true"), "{conf}");
+        if let Some(mut spec) = jupyter_before {
+            // A Jupyter server made anew gets a new token (the old one lived
+            // in its labels only); everything else is as it was.
+            let mut now = jupyter.spec.clone();
+            for s in [&mut spec, &mut now] {
+                s.labels.remove(labels::CONFIG_HASH);
+                s.labels.remove(labels::TOKEN);
+                s.labels.remove(labels::RECORD);
+                s.env.retain(|(k, _)| k != "SPARKBOX_JUPYTER_TOKEN");
+            }
+            spec.env.sort();
+            now.env.sort();
+            assert_eq!(spec.env, now.env, "healing {gone}");
+            assert_eq!(spec.labels, now.labels, "healing {gone}");
+            assert_eq!(spec.binds, now.binds, "healing {gone}");
+            assert_eq!(spec.ports, now.ports, "healing {gone}");
+        }
+        lab.assert_ready_with_history(3).await;
+    }
+}
+
+impl Lab {
+    async fn assert_ready_with_history(&self, workers: u32) {
+        let names = self.names();
+        assert!(self.engine.container(&names.history()).is_some());
+        let status = self.status().await;
+        assert_eq!(status.state, "ready", "{status:?}");
+        assert_eq!(status.workers.alive, workers as usize);
+    }
+}

@@ -46,5 +46,7 @@ pub async fn run(conn: &Connection, args: ConfigArgs, config: &Config) -> Result
 async fn record_of(conn: &Connection, name: &str) -> Result<Option<Recorded>> {
     let engine = conn.engine().await?;
     let containers = engine.containers(&[(labels::CLUSTER, name)]).await?;
-    Ok(Recorded::from_labels(containers.iter().map(|c| &c.labels)))
+    Ok(Recorded::from_containers(
+        containers.iter().map(|c| (&c.labels, c.created)),
+    ))
 }

@@ -453,6 +453,7 @@ impl Engine for DockerEngine {
                         .filter_map(|p| p.public_port.map(|h| (p.private_port, h)))
                         .collect(),
                     status,
+                    created: c.created.unwrap_or(0),
                 }
             })
             .collect())

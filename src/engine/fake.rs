@@ -261,6 +261,7 @@ impl FakeContainer {
             health,
             ports,
             status,
+            created: self.created_at as i64,
         }
     }
 }

@@ -186,6 +186,9 @@ pub struct ContainerState {
     pub ports: Vec<(u16, u16)>,
     /// The engine's one-line status ("Up 3 minutes (healthy)").
     pub status: String,
+    /// When it was created (Unix seconds): the newest container carries the
+    /// cluster's newest record.
+    pub created: i64,
 }
 
 impl ContainerState {

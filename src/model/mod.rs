@@ -5,5 +5,6 @@
 pub mod contract;
 pub mod labels;
 pub mod recipe;
+pub mod record;
 pub mod spec;
 pub mod versions;

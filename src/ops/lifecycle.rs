@@ -193,7 +193,8 @@ pub async fn scale<E: Engine>(
         ))
     })?;
     let view = Labelled(&template.labels);
-    let recorded = Recorded::from_labels(observed.containers.iter().map(|c| &c.labels));
+    let recorded =
+        Recorded::from_containers(observed.containers.iter().map(|c| (&c.labels, c.created)));
     let (Some(recorded), Some(image_tag)) = (recorded, view.image_ref()) else {
         return Err(missing_worker_settings(&template.name, cluster, workers));
     };

@@ -126,7 +126,8 @@ pub async fn up<E: Engine>(
         Some(lock::acquire(&cluster, "up", wait, progress).await?)
     };
     let mut observed = Observed::read(engine, &cluster, None).await?;
-    let recorded = Recorded::from_labels(observed.containers.iter().map(|c| &c.labels));
+    let recorded =
+        Recorded::from_containers(observed.containers.iter().map(|c| (&c.labels, c.created)));
     let settings = Settings::resolve_over(config, args, recorded.as_ref())?;
     let mut spec = settings.spec()?;
     if let Some(dir) = &spec.data_dir {

@@ -121,6 +121,10 @@ fn base_spec(spec: &ClusterSpec, resolved: &Resolved, role: Role, name: String) 
         labels::PYTHON_PACKAGES.to_string(),
         serde_json::to_string(&spec.image.extra_packages).unwrap_or_default(),
     );
+    labels.insert(
+        labels::RECORD.to_string(),
+        crate::model::record::Recorded::of_spec(spec).to_label(),
+    );
     // Started as root only so the entrypoint can give `spark` the host user's
     // uid and gid; the role itself runs as `spark`.
     // HOME as for `spark` (the engine would set root's): exec sessions — a
@@ -476,6 +480,9 @@ fn template_hash(c: &ContainerSpec) -> String {
     t.name.clear();
     t.labels.remove(labels::CONFIG_HASH);
     t.labels.remove(labels::INDEX);
+    // The record says what the whole cluster is (its worker count too),
+    // not what this container is.
+    t.labels.remove(labels::RECORD);
     spec_hash(&t)
 }
 

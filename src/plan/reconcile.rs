@@ -233,6 +233,7 @@ mod tests {
             health: Some("healthy".into()),
             ports: vec![],
             status: "Up".into(),
+            created: 0,
         }
     }
 

@@ -365,10 +365,8 @@ pub struct PortSettings {
     pub connect: PortSetting,
 }
 
-pub mod recorded;
-
+pub use crate::model::record::Recorded;
 pub use crate::model::spec::AppSettings;
-pub use recorded::Recorded;
 
 /// Volumes and mounts.
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -1,17 +1,26 @@
 //! What an existing cluster was made with, read back from its labels: the
 //! third layer of the settings (flags, then `sparkbox.toml`, then this, then
 //! the defaults), so that healing a cluster never reconfigures it.
+//!
+//! Every container carries the whole record as one label
+//! ([`labels::RECORD`], left out of the config hash), written when it is
+//! made; the newest container's is the cluster's newest record, so removing
+//! any one container loses nothing. Counts are read from what exists (the
+//! highest worker and student numbers), since scaling down makes no
+//! container that could record it; Spark Connect, which no other container
+//! depends on, likewise counts when its container exists.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
 use crate::model::labels::{self, Labelled};
-use crate::model::spec::{AppSettings, Role};
+use crate::model::spec::{AppSettings, ClusterSpec, Role};
 
 /// The settings an existing cluster's containers carry. A field is None when
 /// no container records it (a cluster made by an older sparkbox, or the
 /// containers that held it are gone); the next layer then decides.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Recorded {
     /// The highest worker number that exists (a removed worker in the middle
     /// of the range is healed, not dropped).
@@ -43,8 +52,68 @@ pub struct Recorded {
 }
 
 impl Recorded {
-    /// Reads the record from the label maps of a cluster's containers; None
-    /// when there are none (nothing exists to keep as it is).
+    /// The record a container of `spec` carries.
+    pub fn of_spec(spec: &ClusterSpec) -> Recorded {
+        Recorded {
+            workers: Some(spec.workers),
+            cores: Some(spec.worker_cores),
+            memory_mb: Some(spec.worker_memory_mb),
+            spark_version: Some(spec.image.entry.spark.to_string()),
+            base_image: Some(spec.image.base_image.clone()),
+            python_packages: Some(spec.image.extra_packages.clone()),
+            data: spec.data_dir.clone(),
+            bind: Some(spec.bind_address.clone()),
+            history: Some(spec.history.is_some()),
+            connect: Some(spec.connect.is_some()),
+            students: Some(spec.students),
+            apps: Some(spec.apps.clone()),
+            notebooks: Some(spec.notebooks_volume.clone()),
+        }
+    }
+
+    /// The record as the label value.
+    pub fn to_label(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Reads the record of a cluster from its containers' label maps and
+    /// creation times; None when there are none (nothing exists to keep).
+    pub fn from_containers<'a>(
+        containers: impl IntoIterator<Item = (&'a HashMap<String, String>, i64)>,
+    ) -> Option<Recorded> {
+        let containers: Vec<(&HashMap<String, String>, i64)> = containers.into_iter().collect();
+        let derived = Recorded::from_labels(containers.iter().map(|(l, _)| *l))?;
+        let newest = containers
+            .iter()
+            .filter_map(|(l, created)| {
+                let record: Recorded =
+                    serde_json::from_str(Labelled(l).get(labels::RECORD)?).ok()?;
+                Some((*created, record))
+            })
+            .max_by_key(|(created, _)| *created)
+            .map(|(_, r)| r);
+        let Some(r) = newest else {
+            return Some(derived);
+        };
+        Some(Recorded {
+            workers: derived.workers.or(r.workers),
+            students: derived.students.or(r.students),
+            connect: derived.connect,
+            cores: r.cores.or(derived.cores),
+            memory_mb: r.memory_mb.or(derived.memory_mb),
+            spark_version: r.spark_version.or(derived.spark_version),
+            base_image: r.base_image.or(derived.base_image),
+            python_packages: r.python_packages.or(derived.python_packages),
+            data: r.data.or(derived.data),
+            bind: r.bind.or(derived.bind),
+            history: r.history.or(derived.history),
+            apps: r.apps.or(derived.apps),
+            notebooks: r.notebooks.or(derived.notebooks),
+        })
+    }
+
+    /// The record as the per-setting labels tell it (clusters made before
+    /// the record label, and the counts): None without containers.
     pub fn from_labels<'a>(
         containers: impl IntoIterator<Item = &'a HashMap<String, String>>,
     ) -> Option<Recorded> {
@@ -154,5 +223,49 @@ mod tests {
         assert_eq!(r.students, Some(2));
         assert_eq!(r.notebooks.as_deref(), Some("class-notebooks"));
         assert_eq!(r.apps.and_then(|a| a.cores), Some(1));
+    }
+
+    #[test]
+    fn the_newest_record_wins_and_counts_are_what_exists() {
+        let old = Recorded {
+            workers: Some(5),
+            cores: Some(1),
+            history: Some(false),
+            data: Some(PathBuf::from("/old")),
+            ..Default::default()
+        };
+        let new = Recorded {
+            workers: Some(5),
+            cores: Some(2),
+            history: Some(true),
+            data: Some(PathBuf::from("/new")),
+            connect: Some(true),
+            ..Default::default()
+        };
+        let master = labels(&[(labels::ROLE, "master"), (labels::RECORD, &old.to_label())]);
+        let w1 = labels(&[
+            (labels::ROLE, "worker"),
+            (labels::INDEX, "1"),
+            (labels::RECORD, &new.to_label()),
+        ]);
+        let w2 = labels(&[(labels::ROLE, "worker"), (labels::INDEX, "2")]);
+        let r =
+            Recorded::from_containers([(&master, 100), (&w1, 200), (&w2, 300)]).expect("a record");
+        assert_eq!(r.cores, Some(2), "the newest record");
+        assert_eq!(r.history, Some(true));
+        assert_eq!(r.data, Some(PathBuf::from("/new")));
+        assert_eq!(
+            r.workers,
+            Some(2),
+            "the workers that exist, not a record's count"
+        );
+        assert_eq!(
+            r.connect,
+            Some(false),
+            "Connect counts when its container exists"
+        );
+        // Without any record label, the per-setting labels.
+        let r = Recorded::from_containers([(&w2, 1)]).expect("a record");
+        assert_eq!((r.workers, r.cores), (Some(2), None));
     }
 }

@@ -61,8 +61,8 @@ pub const PYTHON_PACKAGES: &str = "io.sparkbox.python-packages";
 /// with (JSON), so a later `up` without the file keeps them.
 pub const APPS: &str = "io.sparkbox.apps";
 
-/// Label with the cluster's whole record (JSON of
-/// [`crate::model::record::Recorded`]) as it was when the container was made;
+/// Label with the cluster's whole record (JSON of `Recorded` in
+/// model/record.rs) as it was when the container was made;
 /// left out of the config hash, so it never recreates anything.
 pub const RECORD: &str = "io.sparkbox.record";
 

@@ -162,6 +162,10 @@ pub struct ClusterArgs {
     #[arg(long)]
     pub history: bool,
 
+    /// No history server (it stays off, or is removed; its event-log volume is kept).
+    #[arg(long, conflicts_with = "history")]
+    pub no_history: bool,
+
     /// Host port of the history server UI (default 18080, or the next free one).
     #[arg(long, value_name = "PORT")]
     pub history_port: Option<u16>,
@@ -179,6 +183,10 @@ pub struct ClusterArgs {
     /// Run a Spark Connect server, for programs on the host (Spark 4 and newer).
     #[arg(long)]
     pub connect: bool,
+
+    /// No Spark Connect server (it stays off, or is removed).
+    #[arg(long, conflicts_with = "connect")]
+    pub no_connect: bool,
 
     /// Host port of the Spark Connect server (default 15002, or the next free one).
     #[arg(long, value_name = "PORT")]

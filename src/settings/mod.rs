@@ -655,9 +655,26 @@ impl Settings {
                 config.key("jupyter", "token")
             )));
         }
+        let switch = |on: bool, off: bool, file: Option<bool>, recorded: Option<bool>| {
+            if on || off {
+                on
+            } else {
+                file.or(recorded).unwrap_or(false)
+            }
+        };
         let services = ServiceSettings {
-            history: args.history || f.cluster.history.or(rec.history).unwrap_or(false),
-            connect: args.connect || f.cluster.connect.or(rec.connect).unwrap_or(false),
+            history: switch(
+                args.history,
+                args.no_history,
+                f.cluster.history,
+                rec.history,
+            ),
+            connect: switch(
+                args.connect,
+                args.no_connect,
+                f.cluster.connect,
+                rec.connect,
+            ),
         };
         if services.connect {
             let major = image
@@ -666,8 +683,15 @@ impl Settings {
                 .next()
                 .and_then(|m| m.parse::<u32>().ok());
             if major.is_some_and(|m| m < 4) {
+                let from = if args.connect {
+                    "--connect".to_string()
+                } else if f.cluster.connect == Some(true) {
+                    config.key("cluster", "connect")
+                } else {
+                    format!("the existing cluster {name}, which runs a Spark Connect server")
+                };
                 return Err(Error::InvalidInput(format!(
-                    "Spark Connect needs Spark 4.0 or newer, and this cluster runs Spark {} (its package has no Connect server) — drop --connect / [cluster] connect, or choose a 4.x --spark-version",
+                    "Spark Connect needs Spark 4.0 or newer, and this cluster would run Spark {} (its package has no Connect server); Connect was asked for by {from} — pass --no-connect (or set [cluster] connect = false), or choose a 4.x --spark-version",
                     image.spark_version
                 )));
             }
@@ -1017,5 +1041,49 @@ mod tests {
         // Without a record, the defaults as before.
         let fresh = Settings::resolve_over(&bare, &ClusterArgs::default(), None).expect("valid");
         assert_eq!((fresh.workers, fresh.cores), (DEFAULT_WORKERS, 1));
+    }
+
+    #[test]
+    fn services_turn_off_by_flag_over_the_record() {
+        let recorded = Recorded {
+            history: Some(true),
+            connect: Some(true),
+            ..Default::default()
+        };
+        let bare = Config::default();
+        let kept =
+            Settings::resolve_over(&bare, &ClusterArgs::default(), Some(&recorded)).expect("valid");
+        assert!(kept.services.history && kept.services.connect);
+        let off = Settings::resolve_over(
+            &bare,
+            &ClusterArgs {
+                no_history: true,
+                no_connect: true,
+                ..Default::default()
+            },
+            Some(&recorded),
+        )
+        .expect("valid");
+        assert!(!off.services.history && !off.services.connect);
+        // Connect recorded on a cluster now asked to run Spark 3.5: the
+        // error says where Connect came from and how to turn it off.
+        let e = message(
+            Settings::resolve_over(
+                &bare,
+                &ClusterArgs {
+                    image: crate::cli::ImageArgs {
+                        spark_version: Some("3.5".into()),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+                Some(&recorded),
+            )
+            .expect_err("Connect on 3.5"),
+        );
+        assert!(
+            e.contains("the existing cluster") && e.contains("--no-connect"),
+            "{e}"
+        );
     }
 }

@@ -68,7 +68,7 @@ pub struct ImageSection {
     /// CA bundle for apt and pip during the build (relative to the file).
     pub ca_bundle: Option<PathBuf>,
     /// Extra Python packages for every container.
-    pub python_packages: Vec<String>,
+    pub python_packages: Option<Vec<String>>,
 }
 
 /// `[ports]`: a port given here is fixed, like the flag.
@@ -105,7 +105,7 @@ pub struct AppsSection {
     /// spark.executor.memory for the cluster's drivers.
     pub executor_memory: Option<String>,
     /// Any other spark-defaults for the cluster's drivers.
-    pub conf: BTreeMap<String, String>,
+    pub conf: Option<BTreeMap<String, String>>,
 }
 
 /// `[volumes]`.
@@ -243,7 +243,7 @@ impl Config {
     /// packages from both).
     pub fn image_settings(&self, args: &crate::cli::ImageArgs) -> ImageSettings {
         let f = &self.file.image;
-        let mut python_packages = f.python_packages.clone();
+        let mut python_packages = f.python_packages.clone().unwrap_or_default();
         for p in &args.python_packages {
             if !python_packages.contains(p) {
                 python_packages.push(p.clone());
@@ -500,7 +500,8 @@ impl Settings {
                 image.base_image.clone_from(b);
             }
         }
-        if image.python_packages.is_empty() {
+        // An empty list in the file is said, and wins over the record.
+        if f.image.python_packages.is_none() && args.image.python_packages.is_empty() {
             if let Some(p) = &rec.python_packages {
                 image.python_packages.clone_from(p);
             }
@@ -582,7 +583,7 @@ impl Settings {
                 )));
             }
         }
-        for key in f.apps.conf.keys() {
+        for key in f.apps.conf.iter().flat_map(|c| c.keys()) {
             if !key.starts_with("spark.") || key.contains(char::is_whitespace) {
                 return Err(Error::InvalidInput(format!(
                     "{}: {key:?} is not a Spark setting — keys look like \"spark.sql.shuffle.partitions\"",
@@ -709,11 +710,7 @@ impl Settings {
             apps: AppSettings {
                 cores: f.apps.cores.or(rec_apps.cores),
                 executor_memory_mb,
-                conf: if f.apps.conf.is_empty() {
-                    rec_apps.conf.clone()
-                } else {
-                    f.apps.conf.clone()
-                },
+                conf: f.apps.conf.clone().unwrap_or(rec_apps.conf),
             },
             volumes: VolumeSettings {
                 notebooks,
@@ -775,7 +772,7 @@ impl Settings {
                 base_image: Some(self.image.base_image.clone()),
                 debian_mirror: self.image.debian_mirror.clone(),
                 ca_bundle: self.image.ca_bundle.clone(),
-                python_packages: self.image.python_packages.clone(),
+                python_packages: Some(self.image.python_packages.clone()),
             },
             ports: PortsSection {
                 master_ui: Some(self.ports.master_ui.port),
@@ -790,7 +787,7 @@ impl Settings {
             apps: AppsSection {
                 cores: self.apps.cores,
                 executor_memory: self.apps.executor_memory_mb.map(spec::format_memory_mb),
-                conf: self.apps.conf.clone(),
+                conf: Some(self.apps.conf.clone()),
             },
             volumes: VolumesSection {
                 notebooks: Some(self.volumes.notebooks.clone()),
@@ -1085,5 +1082,29 @@ mod tests {
             e.contains("the existing cluster") && e.contains("--no-connect"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn an_empty_list_in_the_file_is_said_and_wins_over_the_record() {
+        let mut conf = BTreeMap::new();
+        conf.insert("spark.sql.shuffle.partitions".to_string(), "8".to_string());
+        let recorded = Recorded {
+            python_packages: Some(vec!["tabulate==0.9.0".into()]),
+            apps: Some(AppSettings {
+                conf,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let emptied = config("[image]\npython_packages = []\n[apps.conf]\n").expect("parses");
+        let s = Settings::resolve_over(&emptied, &ClusterArgs::default(), Some(&recorded))
+            .expect("valid");
+        assert!(s.image.python_packages.is_empty());
+        assert!(s.apps.conf.is_empty());
+        let silent = config("[cluster]\nworkers = 2\n").expect("parses");
+        let s = Settings::resolve_over(&silent, &ClusterArgs::default(), Some(&recorded))
+            .expect("valid");
+        assert_eq!(s.image.python_packages, vec!["tabulate==0.9.0".to_string()]);
+        assert_eq!(s.apps.conf.len(), 1);
     }
 }

@@ -236,8 +236,10 @@ pub async fn scale<E: Engine>(
         settings: &build,
         timeout: spec.timeout,
     };
-    let deadline = execute::execute(engine, &plan, &ctx, progress).await?;
+    // The image's versions before anything changes: a scale that cannot
+    // check its workers changes nothing.
     let reference = ready::image_versions(engine, &resolved.image_tag).await?;
+    let deadline = execute::execute(engine, &plan, &ctx, progress).await?;
     let existing_members = Members::of_observed(&observed);
     let members = Members {
         workers,

@@ -141,6 +141,14 @@ pub async fn up<E: Engine>(
     let desired = desired::desired(&spec, &resolved);
     let plan = reconcile(&desired, &observed, Scope::All);
     notes.extend(recreated_jupyters(&plan, &observed, &desired));
+    if let (Some(path), Some(other)) = (&config.path, &config.file.cluster.name) {
+        if *other != cluster {
+            notes.push(format!(
+                "{} describes cluster {other}, and its settings apply to {cluster} too because the name was given on the command line",
+                path.display()
+            ));
+        }
+    }
     if dry_run {
         return Ok(UpOutcome::DryRun {
             cluster,

@@ -507,10 +507,15 @@ impl Settings {
             }
         }
         // "3.5" means the newest supported 3.5 release: print what will run.
+        let from_record = args.image.spark_version.is_none() && f.image.spark_version.is_none();
         image.spark_version = crate::model::versions::lookup(&image.spark_version)
-            .map_err(|e| match &args.image.spark_version {
-                Some(_) => e,
-                None => in_file("image", "spark_version", e),
+            .map_err(|e| match (&args.image.spark_version, from_record) {
+                (Some(_), _) => e,
+                (None, false) => in_file("image", "spark_version", e),
+                (None, true) => Error::InvalidInput(format!(
+                    "the existing cluster {name} was made with Spark {}, which this sparkbox does not build: {e} — pass --spark-version to move it to a supported release (its containers are made anew; notebooks and data are kept)",
+                    image.spark_version
+                )),
             })?
             .spark
             .to_string();

@@ -42,15 +42,17 @@ pub fn lock_path(engine_host: &str, cluster: &str) -> PathBuf {
     lock_dir().join(format!("{cluster}-{short}.lock"))
 }
 
-/// Takes the lock of `cluster` for `command`, waiting up to `wait` for
-/// another sparkbox command that holds it (and saying so once).
+/// Takes the lock of `cluster` on the engine at `engine_host` for
+/// `command`, waiting up to `wait` for another sparkbox command that holds
+/// it (and saying so once).
 pub async fn acquire(
+    engine_host: &str,
     cluster: &str,
     command: &str,
     wait: Duration,
     progress: &Progress,
 ) -> Result<ClusterLock> {
-    let path = lock_path(&crate::engine::docker::docker_host(), cluster);
+    let path = lock_path(engine_host, cluster);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| {
             Error::Io(format!(
@@ -149,16 +151,35 @@ mod tests {
             .expect("runtime");
         let progress = Progress::new(crate::progress::ProgressMode::Quiet, false);
         rt.block_on(async {
-            let first = acquire("locktest", "up", Duration::from_secs(1), &progress)
-                .await
-                .expect("first");
-            let refused = acquire("locktest", "up", Duration::from_millis(300), &progress).await;
+            let first = acquire(
+                "unix:///test.sock",
+                "locktest",
+                "up",
+                Duration::from_secs(1),
+                &progress,
+            )
+            .await
+            .expect("first");
+            let refused = acquire(
+                "unix:///test.sock",
+                "locktest",
+                "up",
+                Duration::from_millis(300),
+                &progress,
+            )
+            .await;
             let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
             assert!(message.contains("sparkbox up, pid"), "{message}");
             drop(first);
-            acquire("locktest", "down", Duration::from_millis(300), &progress)
-                .await
-                .expect("free again");
+            acquire(
+                "unix:///test.sock",
+                "locktest",
+                "down",
+                Duration::from_millis(300),
+                &progress,
+            )
+            .await
+            .expect("free again");
         });
     }
 }

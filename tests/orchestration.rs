@@ -863,3 +863,51 @@ impl Lab {
         assert_eq!(status.workers.alive, workers as usize);
     }
 }
+
+#[tokio::test]
+async fn a_host_port_taken_on_the_engine_moves_with_a_note() {
+    let lab = Lab::new("port");
+    // Another program of the engine's publishes the master UI's default.
+    lab.engine
+        .add_image("other:1", std::collections::HashMap::new());
+    lab.engine
+        .create_network("other-net", std::collections::HashMap::new())
+        .await
+        .expect("network");
+    let other = sparkbox::engine::ContainerSpec {
+        name: "other-web".into(),
+        image: "other:1".into(),
+        network: "other-net".into(),
+        ports: vec![sparkbox::engine::PortPublish {
+            host_ip: "127.0.0.1".into(),
+            host_port: 8080,
+            container_port: 80,
+        }],
+        ..Default::default()
+    };
+    lab.engine.create_container(&other).await.expect("created");
+    lab.engine
+        .start_container("other-web")
+        .await
+        .expect("started");
+    let out = lab.up(&lab.args(Some(1))).await.expect("up");
+    assert!(
+        out.notes
+            .iter()
+            .any(|n| n.contains("port 8080 is taken") && n.contains("--master-ui-port")),
+        "{:?}",
+        out.notes
+    );
+    assert_ne!(
+        out.report.urls.master_ui.as_deref(),
+        Some("http://127.0.0.1:8080")
+    );
+    // A fixed port that is taken is refused, naming the flag.
+    let fixed = ClusterArgs {
+        master_ui_port: Some(8080),
+        ..lab.args(Some(1))
+    };
+    let err = lab.up(&fixed).await.expect_err("a taken fixed port");
+    assert!(matches!(err, Error::PortTaken(_)), "{err:?}");
+    assert!(err.to_string().contains("--master-ui-port"), "{err}");
+}

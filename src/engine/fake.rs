@@ -1249,6 +1249,18 @@ impl Engine for FakeEngine {
         Ok(id)
     }
 
+    fn port_free(&self, address: &str, port: u16) -> bool {
+        // The fake's own published ports, never this machine's: the ring
+        // does not depend on what else runs here.
+        !self.st().containers.values().any(|c| {
+            c.is_running()
+                && c.spec.ports.iter().any(|q| {
+                    q.host_port == port
+                        && (q.host_ip == address || q.host_ip == "0.0.0.0" || address == "0.0.0.0")
+                })
+        })
+    }
+
     async fn start_container(&self, name: &str) -> Result<()> {
         self.gate(Call::StartContainer, name).await?;
         let action = format!("start {name}");

@@ -371,6 +371,14 @@ pub trait Engine {
     /// What the engine tells about its machine (CPUs, memory, storage, versions).
     async fn system_info(&self) -> Result<SystemInfo>;
 
+    /// True when the engine can publish `port` on `address`: nothing
+    /// listens there. Where the ports are is the backend's to say (this
+    /// machine for a local engine; a swarm node elsewhere), so the
+    /// orchestration asks here instead of probing the host itself.
+    fn port_free(&self, address: &str, port: u16) -> bool {
+        std::net::TcpListener::bind((address, port)).is_ok()
+    }
+
     /// The last `lines` lines of a container's log.
     async fn logs_tail(&self, container: &str, lines: usize) -> Result<String> {
         use futures_util::StreamExt;

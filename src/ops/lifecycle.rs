@@ -103,7 +103,14 @@ async fn existing<E: Engine>(engine: &E, cluster: &str) -> Result<Observed> {
 /// Stops the running containers of `cluster` (containers and volumes stay);
 /// returns how many were stopped.
 pub async fn stop<E: Engine>(engine: &E, cluster: &str, progress: &Progress) -> Result<usize> {
-    let _lock = lock::acquire(cluster, "stop", lock::LOCK_WAIT, progress).await?;
+    let _lock = lock::acquire(
+        &engine.info().host,
+        cluster,
+        "stop",
+        lock::LOCK_WAIT,
+        progress,
+    )
+    .await?;
     let observed = existing(engine, cluster).await?;
     progress.phase(&format!("stopping cluster {cluster}"));
     let running: Vec<&ContainerState> = observed
@@ -136,7 +143,14 @@ pub async fn start<E: Engine>(
     progress: &Progress,
 ) -> Result<Started> {
     let started = Instant::now();
-    let _lock = lock::acquire(cluster, "start", lock::LOCK_WAIT, progress).await?;
+    let _lock = lock::acquire(
+        &engine.info().host,
+        cluster,
+        "start",
+        lock::LOCK_WAIT,
+        progress,
+    )
+    .await?;
     let observed = existing(engine, cluster).await?;
     let deadline = Instant::now() + Duration::from_secs(timeout);
     let master = observed.master();
@@ -184,7 +198,14 @@ pub async fn scale<E: Engine>(
 ) -> Result<Option<Started>> {
     let started = Instant::now();
     spec::validate_workers(workers)?;
-    let _lock = lock::acquire(cluster, "scale", lock::LOCK_WAIT, progress).await?;
+    let _lock = lock::acquire(
+        &engine.info().host,
+        cluster,
+        "scale",
+        lock::LOCK_WAIT,
+        progress,
+    )
+    .await?;
     let mut observed = existing(engine, cluster).await?;
     let template = observed.workers().values().next().map(|w| (*w).clone());
     let template = template.ok_or_else(|| {
@@ -217,7 +238,7 @@ pub async fn scale<E: Engine>(
     spec.timeout = Duration::from_secs(timeout);
     // Scaling never builds: the workers run the image the cluster runs.
     observed.image_present = true;
-    let (mut resolved, _) = settle(&spec, &observed)?;
+    let (mut resolved, _) = settle(&spec, &observed, &|a, p| engine.port_free(a, p))?;
     resolved.image_tag = image_tag.to_string();
     // New workers authenticate with the master's secret, if it has one.
     resolved.secret = observed
@@ -283,7 +304,14 @@ pub async fn down<E: Engine>(
     volumes: bool,
     progress: &Progress,
 ) -> Result<Option<Removed>> {
-    let _lock = lock::acquire(cluster, "down", lock::LOCK_WAIT, progress).await?;
+    let _lock = lock::acquire(
+        &engine.info().host,
+        cluster,
+        "down",
+        lock::LOCK_WAIT,
+        progress,
+    )
+    .await?;
     let observed = Observed::read(engine, cluster, None).await?;
     if observed.is_empty() {
         return Ok(None);

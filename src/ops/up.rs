@@ -123,7 +123,7 @@ pub async fn up<E: Engine>(
         None
     } else {
         let wait = Duration::from_secs(asked.timeout);
-        Some(lock::acquire(&cluster, "up", wait, progress).await?)
+        Some(lock::acquire(&engine.info().host, &cluster, "up", wait, progress).await?)
     };
     let mut observed = Observed::read(engine, &cluster, None).await?;
     let recorded =
@@ -137,7 +137,7 @@ pub async fn up<E: Engine>(
     let build = settings.image.build_settings(false, false);
     let tag = spec.image.tag();
     observed.image_present = engine.image(&tag).await?.is_some();
-    let (resolved, mut notes) = settle(&spec, &observed)?;
+    let (resolved, mut notes) = settle(&spec, &observed, &|a, p| engine.port_free(a, p))?;
     let desired = desired::desired(&spec, &resolved);
     let plan = reconcile(&desired, &observed, Scope::All);
     notes.extend(recreated_jupyters(&plan, &observed, &desired));

@@ -19,11 +19,16 @@ pub fn label_port(c: Option<&ContainerState>, key: &str) -> Option<u16> {
 
 /// Settles ports, tokens and the RPC secret against what exists; returns
 /// notes for the user.
-pub fn settle(spec: &ClusterSpec, observed: &Observed) -> Result<(Resolved, Vec<String>)> {
+/// `free` says whether a host port can be published (the engine's answer,
+/// [`crate::engine::Engine::port_free`]).
+pub fn settle(
+    spec: &ClusterSpec,
+    observed: &Observed,
+    free: &dyn Fn(&str, u16) -> bool,
+) -> Result<(Resolved, Vec<String>)> {
     let mut claimed = BTreeSet::new();
     let mut notes = Vec::new();
     let addr = spec.bind_address.as_str();
-    let free = |a: &str, p: u16| ports::is_free(a, p);
     let have_jupyters = observed.jupyters();
     let indices: Vec<u32> = if spec.students == 0 {
         vec![0]
@@ -46,7 +51,7 @@ pub fn settle(spec: &ClusterSpec, observed: &Observed) -> Result<(Resolved, Vec<
             &mut claimed,
             addr,
             "--app-ui-port",
-            &free,
+            free,
         )?;
         if s.moved && k == 0 {
             notes.push(format!(
@@ -60,7 +65,7 @@ pub fn settle(spec: &ClusterSpec, observed: &Observed) -> Result<(Resolved, Vec<
     }
     let mut settle =
         |choice: PortChoice, existing: Option<u16>, flag: &str, what: &str| -> Result<u16> {
-            let s = ports::settle(choice, existing, &mut claimed, addr, flag, &free)?;
+            let s = ports::settle(choice, existing, &mut claimed, addr, flag, free)?;
             if s.moved {
                 notes.push(format!(
                     "port {} is taken on {addr}; the {what} uses {} instead (or pass {flag})",
@@ -157,7 +162,7 @@ pub fn settle(spec: &ClusterSpec, observed: &Observed) -> Result<(Resolved, Vec<
                 &mut claimed,
                 addr,
                 "--workers",
-                &free,
+                free,
             )?;
             slot.insert(s.port);
         }

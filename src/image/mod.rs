@@ -357,16 +357,8 @@ pub fn human_size(bytes: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::recipe::sample as recipe;
     use crate::model::versions::MATRIX;
-
-    fn recipe(extra: Vec<&str>) -> ImageRecipe {
-        ImageRecipe::new(
-            &MATRIX[0],
-            None,
-            extra.into_iter().map(String::from).collect(),
-        )
-        .expect("valid recipe")
-    }
 
     #[test]
     fn labels_are_one_step_with_escaped_values() {

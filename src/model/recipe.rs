@@ -127,19 +127,22 @@ pub fn validate_package_spec(spec: &str) -> Result<()> {
     Ok(())
 }
 
+/// A recipe of the default release with `extra` packages, for tests.
+#[cfg(test)]
+pub(crate) fn sample(extra: Vec<&str>) -> ImageRecipe {
+    ImageRecipe::new(
+        &crate::model::versions::MATRIX[0],
+        None,
+        extra.into_iter().map(String::from).collect(),
+    )
+    .expect("valid recipe")
+}
+
 #[cfg(test)]
 mod tests {
+    use super::sample as recipe;
     use super::*;
     use crate::model::versions::MATRIX;
-
-    fn recipe(extra: Vec<&str>) -> ImageRecipe {
-        ImageRecipe::new(
-            &MATRIX[0],
-            None,
-            extra.into_iter().map(String::from).collect(),
-        )
-        .expect("valid recipe")
-    }
 
     #[test]
     fn embedded_files_include_the_dockerfile_and_scripts() {

@@ -16,7 +16,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("engine", &["error", "model"]),
     ("image", &["engine", "error", "model", "progress"]),
     ("settings", &["cli", "error", "image", "model"]),
-    ("lock", &["engine", "error", "progress"]),
+    ("lock", &["error", "progress"]),
     ("plan", &["engine", "error", "image", "model", "progress"]),
     (
         "ops",

@@ -911,3 +911,41 @@ async fn a_host_port_taken_on_the_engine_moves_with_a_note() {
     assert!(matches!(err, Error::PortTaken(_)), "{err:?}");
     assert!(err.to_string().contains("--master-ui-port"), "{err}");
 }
+
+#[tokio::test]
+async fn checks_across_settings_see_the_cluster_as_it_was_made() {
+    let lab = Lab::new("across");
+    let big = ClusterArgs {
+        memory: Some("4g".into()),
+        ..lab.args(Some(1))
+    };
+    lab.up(&big).await.expect("up with 4g workers");
+    // A file asking executors of 2g: more than the default worker (1g), but
+    // not more than this cluster's workers, so `up` with it is fine.
+    let file = sparkbox::settings::Config {
+        path: None,
+        file: sparkbox::settings::parse(
+            "[apps]\nexecutor_memory = \"2g\"\n",
+            std::path::Path::new("sparkbox.toml"),
+        )
+        .expect("a valid file"),
+    };
+    let out = sparkbox::ops::up::up(&lab.engine, &file, &bare(&lab), false, &quiet())
+        .await
+        .expect("the file fits the cluster as it was made");
+    let UpOutcome::Ready(done) = out else {
+        panic!("not a dry run");
+    };
+    assert_eq!(done.master.memory, 4096);
+    // The same file against a fresh cluster of default workers is refused,
+    // naming the key.
+    let fresh = Lab::new("across-fresh");
+    let err = sparkbox::ops::up::up(&fresh.engine, &file, &fresh.args(Some(1)), false, &quiet())
+        .await
+        .expect_err("2g executors on 1g workers");
+    assert!(err.to_string().contains("executor_memory"), "{err}");
+    assert!(
+        fresh.engine.mutations().is_empty(),
+        "a refused up changed something"
+    );
+}

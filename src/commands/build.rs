@@ -5,32 +5,11 @@ use std::time::Instant;
 use crate::cli::{BuildArgs, ImageArgs};
 use crate::engine::{Connection, Engine};
 use crate::error::Result;
+use crate::image;
 use crate::image::base;
-use crate::image::{self, BuildSettings};
-use crate::model::recipe::ImageRecipe;
 use crate::model::versions::{self, VERSION_KEYS};
 use crate::progress::Progress;
-use crate::settings::{Config, ImageSettings};
-
-/// The recipe for `image`, validated before any engine call.
-pub fn recipe_from(image: &ImageSettings) -> Result<ImageRecipe> {
-    let entry = versions::lookup(&image.spark_version)?;
-    ImageRecipe::new(
-        entry,
-        Some(image.base_image.clone()),
-        image.python_packages.clone(),
-    )
-}
-
-/// The host settings for `image`.
-pub fn settings_from(image: &ImageSettings, force: bool, no_cache: bool) -> BuildSettings {
-    BuildSettings {
-        ca_bundle: image.ca_bundle.clone(),
-        debian_mirror: image.debian_mirror.clone(),
-        force: force || no_cache,
-        no_cache,
-    }
-}
+use crate::settings::Config;
 
 /// `sparkbox build`.
 pub async fn run(
@@ -41,8 +20,8 @@ pub async fn run(
 ) -> Result<()> {
     let started = Instant::now();
     let image = config.image_settings(&args.image);
-    let recipe = recipe_from(&image)?;
-    let settings = settings_from(&image, args.force, args.no_cache);
+    let recipe = image.recipe()?;
+    let settings = image.build_settings(args.force, args.no_cache);
     // A user-given CA bundle is checked before anything slow happens.
     image::find_ca_bundle(settings.ca_bundle.as_deref())?;
     let engine = conn.engine().await?;
@@ -92,7 +71,7 @@ pub async fn run_base(
 
 /// `sparkbox image tag`.
 pub async fn run_tag(conn: &Connection, args: ImageArgs, config: &Config) -> Result<()> {
-    let recipe = recipe_from(&config.image_settings(&args))?;
+    let recipe = config.image_settings(&args).recipe()?;
     let tag = recipe.tag();
     let engine = conn.engine().await?;
     let present = engine.image(&tag).await?.is_some();

@@ -21,15 +21,27 @@ pub async fn up(
     config: &Config,
     progress: &Progress,
 ) -> Result<()> {
-    // Everything that can be checked without an engine is, before one is asked.
-    let asked = Settings::resolve(config, &args.cluster)?;
-    asked.image.recipe()?;
-    image::find_ca_bundle(asked.image.ca_bundle.as_deref())?;
+    // What can be checked without an engine is, before one is asked. The
+    // settings as flags and file give them are checked too, but the verdict
+    // waits for the cluster's record when the engine answers: a check across
+    // settings may pass with what the existing cluster was made with.
+    let cluster = config.cluster_name(&args.cluster.name)?;
+    let alone = Settings::resolve(config, &args.cluster).and_then(|s| s.spec().map(|_| ()));
+    image::find_ca_bundle(
+        config
+            .image_settings(&args.cluster.image)
+            .ca_bundle
+            .as_deref(),
+    )?;
     if let Some(dir) = &args.bundle_on_failure {
         // A directory the bundle could not go into is refused now, not after a failure.
         bundle::check_dir(dir)?;
     }
-    let engine = conn.engine().await?;
+    let engine = match conn.engine().await {
+        Ok(engine) => engine,
+        // No engine, so no record: the settings are judged as given.
+        Err(e) => return Err(alone.err().unwrap_or(e)),
+    };
     // Every failure from here on happened on the engine: the one place a
     // diagnostics bundle is written for it (Ctrl-C drops this future instead).
     let result = up::up(&engine, config, &args.cluster, args.dry_run, progress).await;
@@ -48,8 +60,13 @@ pub async fn up(
         }
         Ok(UpOutcome::Ready(done)) => print_ready(&done, args.json),
         Err(e) => {
-            if let Some(dir) = &args.bundle_on_failure {
-                bundle::after_failure(&engine, &asked.name, dir, progress).await;
+            // A refused value changed nothing on the engine: no bundle for it.
+            let on_engine = !matches!(
+                e,
+                Error::InvalidInput(_) | Error::UnknownSparkVersion { .. }
+            );
+            if let (Some(dir), true) = (&args.bundle_on_failure, on_engine) {
+                bundle::after_failure(&engine, &cluster, dir, progress).await;
             }
             Err(e)
         }

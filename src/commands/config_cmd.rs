@@ -14,30 +14,38 @@ const ENGINE_PATIENCE: Duration = Duration::from_secs(3);
 
 /// Prints the resolved settings as TOML (a file that reproduces them) or JSON.
 pub async fn run(conn: &Connection, args: ConfigArgs, config: &Config) -> Result<()> {
-    let asked = Settings::resolve(config, &args.cluster)?;
-    // The same checks `up` makes before touching the engine.
-    asked.spec()?;
-    let (recorded, about) = match tokio::time::timeout(ENGINE_PATIENCE, record_of(conn, &asked.name)).await {
-        Ok(Ok(Some(r))) => (
-            Some(r),
-            format!(
-                "# over what the existing cluster {} was made with (its labels)\n",
-                asked.name
-            ),
-        ),
-        Ok(Ok(None)) => (None, String::new()),
-        Ok(Err(e)) => (None, format!("# the engine did not answer ({e}): if cluster {} exists, `up` keeps what it was made with where nothing here says otherwise\n", asked.name)),
-        Err(_) => (None, format!("# the engine did not answer within {}s: if cluster {} exists, `up` keeps what it was made with where nothing here says otherwise\n", ENGINE_PATIENCE.as_secs(), asked.name)),
+    let name = config.cluster_name(&args.cluster.name)?;
+    let unknown = |why: String| {
+        format!("the engine did not answer ({why}): if cluster {name} exists, `up` keeps what it was made with where nothing here says otherwise")
     };
+    let (recorded, about) =
+        match tokio::time::timeout(ENGINE_PATIENCE, record_of(conn, &name)).await {
+            Ok(Ok(Some(r))) => (
+                Some(r),
+                format!("over what the existing cluster {name} was made with (its labels)"),
+            ),
+            Ok(Ok(None)) => (None, String::new()),
+            Ok(Err(e)) => (None, unknown(e.to_string().replace('\n', " "))),
+            Err(_) => (
+                None,
+                unknown(format!("not within {} s", ENGINE_PATIENCE.as_secs())),
+            ),
+        };
+    // The same checks `up` makes.
     let settings = Settings::resolve_over(config, &args.cluster, recorded.as_ref())?;
     settings.spec()?;
     if args.json {
         let text = serde_json::to_string_pretty(&settings)
             .map_err(|e| Error::Io(format!("cannot render the settings: {e}")))?;
-        eprint!("{about}");
+        if !about.is_empty() {
+            eprintln!("note: {about}");
+        }
         println!("{text}");
     } else {
-        print!("{about}{}", settings.to_toml());
+        if !about.is_empty() {
+            println!("# {about}");
+        }
+        print!("{}", settings.to_toml());
     }
     Ok(())
 }

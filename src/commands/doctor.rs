@@ -3,7 +3,6 @@
 //! [`crate::ops::doctor`]).
 
 use crate::cli::DoctorArgs;
-use crate::commands::build::recipe_from;
 use crate::engine::Connection;
 use crate::error::{Error, Result};
 use crate::ops::doctor::{self, Level};
@@ -12,7 +11,7 @@ use crate::settings::{Config, Settings};
 /// `sparkbox doctor`: exit 0 unless something fails.
 pub async fn run(conn: &Connection, args: DoctorArgs, config: &Config) -> Result<()> {
     let settings = Settings::resolve(config, &args.cluster)?;
-    let recipe = recipe_from(&settings.image)?;
+    let recipe = settings.image.recipe()?;
     let engine = match conn.engine().await {
         Ok(engine) => engine,
         Err(e) => {

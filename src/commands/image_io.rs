@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::cli::ImageArgs;
-use crate::commands::build::recipe_from;
 use crate::engine::Connection;
 use crate::error::Result;
 use crate::image;
@@ -23,7 +22,7 @@ pub async fn save(
     progress: &Progress,
 ) -> Result<()> {
     let started = Instant::now();
-    let recipe = recipe_from(&config.image_settings(&args))?;
+    let recipe = config.image_settings(&args).recipe()?;
     let tag = recipe.tag();
     image_io::check_output_path(&file)?;
     let engine = conn.engine().await?;
@@ -77,7 +76,7 @@ pub async fn load(
     println!("  {}", summary(&record.versions));
     // `up` finds the image by its tag, which depends on the settings and on
     // the sparkbox version: say so when they would choose another one here.
-    if let Ok(recipe) = recipe_from(&config.image_settings(&ImageArgs::default())) {
+    if let Ok(recipe) = config.image_settings(&ImageArgs::default()).recipe() {
         let wanted = recipe.tag();
         if wanted != record.image {
             println!(

@@ -412,12 +412,15 @@ impl Default for FakeEngine {
 impl FakeEngine {
     /// An empty engine: no images, networks, volumes or containers.
     pub fn new() -> FakeEngine {
+        // Each engine its own address, so locks (keyed by it) never meet.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (paused, _) = tokio::sync::watch::channel(false);
         FakeEngine {
             state: Arc::new(Mutex::new(State::default())),
             paused: Arc::new(paused),
             info: EngineInfo {
-                host: "fake://in-memory".to_string(),
+                host: format!("fake://in-memory/{}-{n}", std::process::id()),
                 server_version: "fake".to_string(),
                 api_version: "1.41".to_string(),
             },

@@ -90,7 +90,15 @@ impl Recorded {
                     serde_json::from_str(Labelled(l).get(labels::RECORD)?).ok()?;
                 Some((*created, record))
             })
-            .max_by_key(|(created, _)| *created)
+            // The first of equal times: the engine lists the newest first,
+            // and its times are whole seconds.
+            .fold(
+                None,
+                |best: Option<(i64, Recorded)>, (created, r)| match best {
+                    Some((t, b)) if t >= created => Some((t, b)),
+                    _ => Some((created, r)),
+                },
+            )
             .map(|(_, r)| r);
         let Some(r) = newest else {
             return Some(derived);

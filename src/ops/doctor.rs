@@ -13,7 +13,6 @@ use crate::model::recipe::ImageRecipe;
 use crate::model::spec::{self, Role};
 use crate::ops::lifecycle::cluster_lines;
 use crate::ops::urls::connect_requirement;
-use crate::plan::ports;
 use crate::settings::Settings;
 
 /// How serious a finding is.
@@ -229,7 +228,7 @@ pub async fn check<E: Engine>(
         wanted_ports.push((&settings.ports.connect, "--connect-port"));
     }
     for (setting, flag) in wanted_ports {
-        let free = ports::is_free("127.0.0.1", setting.port);
+        let free = engine.port_free(&settings.bind, setting.port);
         findings.push(port_finding(setting.port, free, setting.fixed, flag));
     }
     let base_image = &recipe.base_image;

@@ -116,13 +116,13 @@ pub async fn up<E: Engine>(
     progress: &Progress,
 ) -> Result<UpOutcome> {
     let started = Instant::now();
-    // Flags and file first: a bad value is refused before anything is locked.
-    let asked = Settings::resolve(config, args)?;
-    let cluster = asked.name.clone();
+    // Values are checked once the cluster's record is read: a check across
+    // settings (an executor's memory against a worker's) needs all of them.
+    let cluster = config.cluster_name(&args.name)?;
     let _lock = if dry_run {
         None
     } else {
-        let wait = Duration::from_secs(asked.timeout);
+        let wait = Duration::from_secs(config.timeout(args.timeout));
         Some(lock::acquire(&engine.info().host, &cluster, "up", wait, progress).await?)
     };
     let mut observed = Observed::read(engine, &cluster, None).await?;

@@ -500,10 +500,17 @@ impl Settings {
                 image.base_image.clone_from(b);
             }
         }
-        // An empty list in the file is said, and wins over the record.
-        if f.image.python_packages.is_none() && args.image.python_packages.is_empty() {
+        // The file's list (an empty one too) replaces the record's; flags
+        // add to whichever holds.
+        if f.image.python_packages.is_none() {
             if let Some(p) = &rec.python_packages {
-                image.python_packages.clone_from(p);
+                let mut packages = p.clone();
+                for extra in &args.image.python_packages {
+                    if !packages.contains(extra) {
+                        packages.push(extra.clone());
+                    }
+                }
+                image.python_packages = packages;
             }
         }
         // "3.5" means the newest supported 3.5 release: print what will run.
@@ -580,9 +587,12 @@ impl Settings {
         };
         if let Some(mb) = executor_memory_mb {
             if mb > memory_mb {
+                let holder = match &f.apps.executor_memory {
+                    Some(_) => config.key("apps", "executor_memory"),
+                    None => format!("[apps] executor_memory of the existing cluster {name}"),
+                };
                 return Err(Error::InvalidInput(format!(
-                    "{}: {} is more than a worker offers ({}), so no executor could start — lower it or raise [cluster] memory",
-                    config.key("apps", "executor_memory"),
+                    "{holder}: {} is more than a worker offers ({}), so no executor could start — lower it (set [apps] executor_memory in sparkbox.toml) or raise --memory / [cluster] memory",
                     spec::format_memory_mb(mb),
                     spec::format_memory_mb(memory_mb)
                 )));
@@ -656,8 +666,13 @@ impl Settings {
             )));
         }
         if students > 0 && jupyter_token.is_some() {
+            let students_from = if args.students.is_none() && f.classroom.students.is_none() {
+                format!(" (the existing cluster {name} has {students} students; `--students 0` makes it one Jupyter again)")
+            } else {
+                String::new()
+            };
             return Err(Error::InvalidInput(format!(
-                "{}: one fixed token would be every student's — remove it, and each student's Jupyter gets its own",
+                "{}: one fixed token would be every student's{students_from} — remove it, and each student's Jupyter gets its own",
                 config.key("jupyter", "token")
             )));
         }

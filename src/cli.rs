@@ -208,6 +208,12 @@ pub struct UpArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Make this container anew from the image with the cluster's settings,
+    /// even if it is as wanted (a name or `master`, `jupyter`, `worker-2`, …;
+    /// repeatable). Its volumes and the data directory are kept.
+    #[arg(long, value_name = "CONTAINER")]
+    pub recreate: Vec<String>,
+
     /// On success print one JSON document (schema 1, in the README) instead of
     /// text; progress stays on stderr.
     #[arg(long, conflicts_with = "dry_run")]

@@ -949,3 +949,55 @@ async fn checks_across_settings_see_the_cluster_as_it_was_made() {
         "a refused up changed something"
     );
 }
+
+#[tokio::test]
+async fn the_parity_fix_recreates_the_marked_container_alone() {
+    let lab = Lab::new("fix");
+    lab.up(&lab.args(Some(2))).await.expect("up");
+    let names = lab.names();
+    let worker = names.worker(1);
+    lab.engine.set_version(&worker, "py4j", "0.0.1");
+    let err = lab.up(&bare(&lab)).await.expect_err("a version mismatch");
+    let text = err.to_string();
+    let hint = format!("`sparkbox up -n {} --recreate CONTAINER`", lab.name);
+    assert!(text.contains(&hint), "{text}");
+    let before = lab.ids();
+    let options = sparkbox::ops::up::UpOptions {
+        dry_run: false,
+        recreate: vec!["worker-1".into()],
+    };
+    lab.engine.clear_log();
+    sparkbox::ops::up::up_with(
+        &lab.engine,
+        &Config::default(),
+        &bare(&lab),
+        &options,
+        &quiet(),
+    )
+    .await
+    .expect("up --recreate worker-1");
+    let after = lab.ids();
+    for (name, id) in &before {
+        if *name == worker {
+            assert_ne!(after.get(name), Some(id), "{name} was not made anew");
+        } else {
+            assert_eq!(after.get(name), Some(id), "{name} was replaced");
+        }
+    }
+    lab.assert_ready(2).await;
+    // A name that is not the cluster's is refused with the ones it has.
+    let wrong = sparkbox::ops::up::UpOptions {
+        dry_run: true,
+        recreate: vec!["worker-9".into()],
+    };
+    let err = sparkbox::ops::up::up_with(
+        &lab.engine,
+        &Config::default(),
+        &bare(&lab),
+        &wrong,
+        &quiet(),
+    )
+    .await
+    .expect_err("no worker-9");
+    assert!(err.to_string().contains(&names.worker(2)), "{err}");
+}

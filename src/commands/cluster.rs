@@ -44,7 +44,11 @@ pub async fn up(
     };
     // Every failure from here on happened on the engine: the one place a
     // diagnostics bundle is written for it (Ctrl-C drops this future instead).
-    let result = up::up(&engine, config, &args.cluster, args.dry_run, progress).await;
+    let options = up::UpOptions {
+        dry_run: args.dry_run,
+        recreate: args.recreate.clone(),
+    };
+    let result = up::up_with(&engine, config, &args.cluster, &options, progress).await;
     match result {
         Ok(UpOutcome::DryRun {
             cluster,

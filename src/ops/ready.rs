@@ -112,7 +112,7 @@ pub async fn ready_and_same<E: Engine>(
 /// The error of a failed parity check, naming what differs where and the fix.
 pub fn parity_error(cluster: &str, report: &ParityReport) -> Error {
     Error::ParityMismatch(format!(
-        "version parity failed in cluster {cluster}: the containers do not run the same versions\n{}fix: undo the change in the marked container, or remove it (`docker rm -f CONTAINER`) and run `sparkbox up -n {cluster}`, which makes it anew from the image with the cluster's settings (volumes are kept)",
+        "version parity failed in cluster {cluster}: the containers do not run the same versions\n{}fix: undo the change in the marked container, or make it anew from the image with the cluster's settings: `sparkbox up -n {cluster} --recreate CONTAINER` (its volumes and the data directory are kept)",
         parity::render(report)
     ))
 }

@@ -1,7 +1,7 @@
 //! `up`: settle the settings over the existing cluster's record, observe,
 //! plan, execute, then the shared readiness and parity step.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -19,7 +19,7 @@ use crate::ops::urls::Urls;
 use crate::plan::desired::{self, Desired, Resolved};
 use crate::plan::execute::{self, Context};
 use crate::plan::observe::Observed;
-use crate::plan::reconcile::{reconcile, Scope};
+use crate::plan::reconcile::reconcile_recreating;
 use crate::plan::settle::settle;
 use crate::plan::wait::{self, MasterJson};
 use crate::plan::{Action, Cause, Plan};
@@ -106,6 +106,16 @@ pub struct UpDone {
     pub exposure: Option<String>,
 }
 
+/// How `up` runs besides the cluster's settings.
+#[derive(Debug, Clone, Default)]
+pub struct UpOptions {
+    /// Print the plan and change nothing.
+    pub dry_run: bool,
+    /// Containers to make anew even when they are as wanted (`--recreate`):
+    /// their names, or role words (`master`, `jupyter`, `worker-2`, …).
+    pub recreate: Vec<String>,
+}
+
 /// `sparkbox up` on `engine`: `args` and the file over what the existing
 /// cluster was made with, over the defaults.
 pub async fn up<E: Engine>(
@@ -115,6 +125,22 @@ pub async fn up<E: Engine>(
     dry_run: bool,
     progress: &Progress,
 ) -> Result<UpOutcome> {
+    let options = UpOptions {
+        dry_run,
+        ..Default::default()
+    };
+    up_with(engine, config, args, &options, progress).await
+}
+
+/// `up` with its options.
+pub async fn up_with<E: Engine>(
+    engine: &E,
+    config: &Config,
+    args: &ClusterArgs,
+    options: &UpOptions,
+    progress: &Progress,
+) -> Result<UpOutcome> {
+    let dry_run = options.dry_run;
     let started = Instant::now();
     // Values are checked once the cluster's record is read: a check across
     // settings (an executor's memory against a worker's) needs all of them.
@@ -139,7 +165,8 @@ pub async fn up<E: Engine>(
     observed.image_present = engine.image(&tag).await?.is_some();
     let (resolved, mut notes) = settle(&spec, &observed, &|a, p| engine.port_free(a, p))?;
     let desired = desired::desired(&spec, &resolved);
-    let plan = reconcile(&desired, &observed, Scope::All);
+    let recreate = recreate_names(&desired, &options.recreate)?;
+    let plan = reconcile_recreating(&desired, &observed, &recreate);
     notes.extend(recreated_jupyters(&plan, &observed, &desired));
     if let (Some(path), Some(other)) = (&config.path, &config.file.cluster.name) {
         if *other != cluster {
@@ -208,6 +235,32 @@ pub async fn up<E: Engine>(
             .is_some()
             .then(|| exposure_warning(&spec, &resolved)),
     })))
+}
+
+/// The container names `--recreate` means: each a container of the cluster
+/// as wanted, or a role word for one (`master`, `jupyter`, `jupyter-2`,
+/// `worker-3`, `history`, `connect`).
+fn recreate_names(desired: &Desired, asked: &[String]) -> Result<BTreeSet<String>> {
+    let mut all: Vec<&str> = vec![desired.master.name.as_str()];
+    all.extend(desired.workers.values().map(|w| w.name.as_str()));
+    all.extend(desired.jupyters.iter().map(|j| j.name.as_str()));
+    all.extend(desired.extras.iter().map(|e| e.name.as_str()));
+    asked
+        .iter()
+        .map(|word| {
+            let full = format!("{}-{word}", desired.cluster);
+            all.iter()
+                .find(|name| **name == word.as_str() || **name == full)
+                .map(|name| name.to_string())
+                .ok_or_else(|| {
+                    Error::InvalidInput(format!(
+                        "--recreate {word}: cluster {} has no such container — give one of {}",
+                        desired.cluster,
+                        all.join(", ")
+                    ))
+                })
+        })
+        .collect()
 }
 
 /// What a label holds, in words, for saying why a Jupyter server is recreated.

@@ -27,6 +27,8 @@ pub enum Cause {
     MasterReplaced,
     /// An optional service the settings no longer ask for.
     NotWanted,
+    /// The user asked for it to be made anew (`up --recreate`).
+    Requested,
 }
 
 impl fmt::Display for Cause {
@@ -38,6 +40,7 @@ impl fmt::Display for Cause {
             Cause::ScaleDown => "scale down",
             Cause::MasterReplaced => "master replaced",
             Cause::NotWanted => "not asked for",
+            Cause::Requested => "asked to recreate",
         })
     }
 }

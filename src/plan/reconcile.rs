@@ -1,5 +1,7 @@
 //! The pure heart of `up`: desired state × observed state → plan. No I/O.
 
+use std::collections::BTreeSet;
+
 use crate::engine::{ContainerSpec, ContainerState};
 use crate::model::labels::{self, Labelled};
 use crate::model::spec::Role;
@@ -73,7 +75,7 @@ pub enum Scope {
 /// The plan that turns `observed` into `desired`, within `scope`.
 pub fn reconcile(desired: &Desired, observed: &Observed, scope: Scope) -> Plan {
     match scope {
-        Scope::All => reconcile_all(desired, observed),
+        Scope::All => reconcile_all(desired, observed, &BTreeSet::new()),
         Scope::WorkerCount => worker_count(desired, observed),
     }
 }
@@ -119,7 +121,18 @@ fn scale_down(
     }
 }
 
-fn reconcile_all(desired: &Desired, observed: &Observed) -> Plan {
+/// The plan of [`Scope::All`] that also makes the containers named in
+/// `recreate` anew (`up --recreate`), as they are wanted now.
+pub fn reconcile_recreating(
+    desired: &Desired,
+    observed: &Observed,
+    recreate: &BTreeSet<String>,
+) -> Plan {
+    reconcile_all(desired, observed, recreate)
+}
+
+fn reconcile_all(desired: &Desired, observed: &Observed, recreate: &BTreeSet<String>) -> Plan {
+    let asked = |want: &ContainerSpec| recreate.contains(&want.name).then_some(Cause::Requested);
     let mut steps = Vec::new();
     if !observed.image_present {
         steps.push(Step {
@@ -150,7 +163,7 @@ fn reconcile_all(desired: &Desired, observed: &Observed) -> Plan {
         Stage::Master,
         &desired.master,
         observed.master(),
-        None,
+        asked(&desired.master),
     );
     // Workers registered with a replaced master are replaced with it.
     let worker_cause = (master_new && observed.master().is_some()).then_some(Cause::MasterReplaced);
@@ -161,24 +174,19 @@ fn reconcile_all(desired: &Desired, observed: &Observed) -> Plan {
             Stage::Workers,
             want,
             have_workers.get(n).copied(),
-            worker_cause,
+            asked(want).or(worker_cause),
         );
     }
     scale_down(&mut steps, desired, &have_workers);
     let have_jupyters = observed.jupyters();
-    let jupyter_index = |c: &ContainerSpec| -> u32 {
-        c.labels
-            .get(labels::INDEX)
-            .and_then(|i| i.parse().ok())
-            .unwrap_or(0)
-    };
+    let jupyter_index = |c: &ContainerSpec| -> u32 { Labelled(&c.labels).index().unwrap_or(0) };
     for want in &desired.jupyters {
         converge(
             &mut steps,
             Stage::Jupyter,
             want,
             have_jupyters.get(&jupyter_index(want)).copied(),
-            None,
+            asked(want),
         );
     }
     for (n, have) in &have_jupyters {
@@ -201,7 +209,7 @@ fn reconcile_all(desired: &Desired, observed: &Observed) -> Plan {
             Stage::Services,
             want,
             have,
-            worker_cause.filter(|_| is_driver),
+            asked(want).or(worker_cause.filter(|_| is_driver)),
         );
     }
     for have in have_extras {

@@ -5,7 +5,8 @@
 //! Every container carries the whole record as one label
 //! ([`labels::RECORD`], left out of the config hash), written when it is
 //! made; the newest container's is the cluster's newest record, so removing
-//! any one container loses nothing. Counts are read from what exists (the
+//! a container loses nothing unless it was the only one a change remade (the
+//! README lists such cases). Counts are read from what exists (the
 //! highest worker and student numbers), since scaling down makes no
 //! container that could record it; Spark Connect, which no other container
 //! depends on, likewise counts when its container exists.

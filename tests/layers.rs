@@ -69,43 +69,151 @@ fn modules() -> Vec<(String, PathBuf)> {
     out
 }
 
-/// A file's text without its unit tests (they may reach across layers).
+/// A file's code: without comments (doc comments may name any module) and
+/// without its unit tests (they may reach across layers), which sit in a
+/// `#[cfg(test)]` module at the end of the file.
 fn code_of(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).expect("a source file");
-    match text.find("#[cfg(test)]\nmod tests") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    }
+    strip(&std::fs::read_to_string(path).expect("a source file"))
 }
 
-/// The crate modules a file's code refers to (`crate::a::b::Item` →
+/// [`code_of`] for a text.
+fn strip(text: &str) -> String {
+    let mut code = String::new();
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("#[cfg(test)]") {
+            let next = lines.peek().map(|l| l.trim_start()).unwrap_or("");
+            let is_module =
+                next.starts_with("mod ") || (next.starts_with("pub") && next.contains(" mod "));
+            if is_module {
+                break;
+            }
+        }
+        if trimmed.starts_with("//") {
+            continue;
+        }
+        code.push_str(line);
+        code.push('\n');
+    }
+    code
+}
+
+/// The paths a file's code names from the crate root: `crate::a::b`,
+/// each item of `crate::{a, b::{c, d}}`, and `super::x` resolved against the
+/// file's own module path.
+fn paths(code: &str, module: &str) -> Vec<String> {
+    // The module `super` names: the parent of this file's module (for a
+    // mod.rs the module is the directory itself).
+    let own: Vec<&str> = module.split("::").filter(|s| !s.is_empty()).collect();
+    let parent = if own.is_empty() {
+        String::new()
+    } else {
+        own[..own.len() - 1].join("::")
+    };
+    let mut out = Vec::new();
+    for (prefix, base) in [("crate::", String::new()), ("super::", parent)] {
+        let mut rest = code;
+        while let Some(i) = rest.find(prefix) {
+            // Only whole words: `super::` inside `mysuper::` is not one.
+            let before = rest[..i].chars().last();
+            let tail = &rest[i + prefix.len()..];
+            rest = tail;
+            if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') {
+                continue;
+            }
+            let join = |p: &str| {
+                if base.is_empty() {
+                    p.to_string()
+                } else {
+                    format!("{base}::{p}")
+                }
+            };
+            if let Some(group) = tail.strip_prefix('{') {
+                for item in group_items(group) {
+                    out.push(join(&item));
+                }
+            } else {
+                let end = tail
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+                    .unwrap_or(tail.len());
+                out.push(join(tail[..end].trim_end_matches(':')));
+            }
+        }
+    }
+    out
+}
+
+/// The items of a brace group (`a, b::{c, d}, e}` …) as flat paths.
+fn group_items(group: &str) -> Vec<String> {
+    let mut depth = 0usize;
+    let mut end = group.len();
+    for (i, c) in group.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => {
+                end = i;
+                break;
+            }
+            '}' => depth -= 1,
+            _ => {}
+        }
+    }
+    let inner = &group[..end];
+    let mut items = Vec::new();
+    let mut depth = 0usize;
+    let mut start = 0;
+    for (i, c) in inner.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                items.push(inner[start..i].trim().to_string());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    items.push(inner[start..].trim().to_string());
+    items
+        .into_iter()
+        .filter(|i| !i.is_empty() && i != "self")
+        .flat_map(|item| match item.split_once("::{") {
+            Some((head, sub)) => group_items(sub)
+                .into_iter()
+                .map(|s| format!("{head}::{s}"))
+                .collect::<Vec<_>>(),
+            None => vec![item
+                .split(" as ")
+                .next()
+                .unwrap_or(&item)
+                .trim()
+                .to_string()],
+        })
+        .collect()
+}
+
+/// The crate modules a file's code refers to (a path `a::b::Item` →
 /// "a::b" when a module of that name exists, else "a").
-fn references(code: &str, known: &BTreeSet<String>) -> BTreeSet<String> {
+fn references(code: &str, module: &str, known: &BTreeSet<String>) -> BTreeSet<String> {
     let mut found = BTreeSet::new();
-    let mut rest = code;
-    while let Some(i) = rest.find("crate::") {
-        let tail = &rest[i + "crate::".len()..];
-        let end = tail
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
-            .unwrap_or(tail.len());
-        let segments: Vec<&str> = tail[..end].split("::").filter(|s| !s.is_empty()).collect();
-        let mut module = String::new();
-        for seg in &segments {
-            let candidate = if module.is_empty() {
+    for path in paths(code, module) {
+        let mut current = String::new();
+        for seg in path.split("::").filter(|s| !s.is_empty()) {
+            let candidate = if current.is_empty() {
                 seg.to_string()
             } else {
-                format!("{module}::{seg}")
+                format!("{current}::{seg}")
             };
             if known.contains(&candidate) {
-                module = candidate;
+                current = candidate;
             } else {
                 break;
             }
         }
-        if !module.is_empty() {
-            found.insert(module);
+        if !current.is_empty() {
+            found.insert(current);
         }
-        rest = &tail[end..];
     }
     found
 }
@@ -128,7 +236,7 @@ fn each_layer_imports_only_the_layers_below_it() {
         let may = allowed
             .get(layer)
             .unwrap_or_else(|| panic!("{layer} is in no layer of tests/layers.rs"));
-        for used in references(&code_of(path), &known) {
+        for used in references(&code_of(path), module, &known) {
             let used_layer = top(&used);
             if used_layer != layer && !may.contains(&used_layer) {
                 wrong.push(format!("{module} uses {used}"));
@@ -150,7 +258,7 @@ fn no_module_imports_one_that_imports_it_back() {
         .iter()
         .filter(|(m, _)| !m.is_empty())
         .map(|(m, path)| {
-            let mut uses = references(&code_of(path), &known);
+            let mut uses = references(&code_of(path), m, &known);
             uses.remove(m);
             (m.clone(), uses)
         })
@@ -243,8 +351,21 @@ fn the_checker_sees_real_references() {
         .find(|(m, _)| m == "ops::up")
         .map(|(_, p)| p.clone())
         .expect("ops/up.rs");
-    let uses = references(&code_of(&up), &known);
+    let uses = references(&code_of(&up), "ops::up", &known);
     for expected in ["plan::reconcile", "settings", "model::spec", "engine"] {
         assert!(uses.contains(expected), "{expected} not seen in {uses:?}");
     }
+
+    // Groups, `super::`, comments and a `pub(crate)` test module.
+    let code = "use crate::{model::{labels, spec::Role}, engine as e};\n\
+                // crate::commands::cluster is only named in a comment\n\
+                fn f() { super::settle::settle(); }\n\
+                #[cfg(test)]\n\
+                pub(crate) mod tests { use crate::ops::up; }\n";
+    let uses = references(&strip(code), "plan::desired", &known);
+    let expected: BTreeSet<String> = ["model::labels", "model::spec", "engine", "plan::settle"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(uses, expected);
 }

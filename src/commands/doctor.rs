@@ -4,21 +4,29 @@
 
 use crate::cli::DoctorArgs;
 use crate::engine::Connection;
+use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::model::labels;
 use crate::ops::doctor::{self, Level};
-use crate::settings::{Config, Settings};
+use crate::settings::{Config, Recorded, Settings};
 
 /// `sparkbox doctor`: exit 0 unless something fails.
 pub async fn run(conn: &Connection, args: DoctorArgs, config: &Config) -> Result<()> {
-    let settings = Settings::resolve(config, &args.cluster)?;
-    let recipe = settings.image.recipe()?;
+    let name = config.cluster_name(&args.cluster.name)?;
     let engine = match conn.engine().await {
         Ok(engine) => engine,
         Err(e) => {
+            // Without an engine the settings are judged as given.
+            Settings::resolve(config, &args.cluster)?.image.recipe()?;
             println!("FAIL  docker: {e}");
             return Err(e);
         }
     };
+    // The plan as `up` would make it: over the existing cluster's record.
+    let containers = engine.containers(&[(labels::CLUSTER, &name)]).await?;
+    let recorded = Recorded::from_containers(containers.iter().map(|c| (&c.labels, c.created)));
+    let settings = Settings::resolve_over(config, &args.cluster, recorded.as_ref())?;
+    let recipe = settings.image.recipe()?;
     let findings = doctor::check(&engine, &settings, &recipe, &args.python).await?;
     for f in &findings {
         println!("{}", f.line());

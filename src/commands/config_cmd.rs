@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use crate::cli::ConfigArgs;
-use crate::engine::{Connection, Engine};
+use crate::engine::Connection;
 use crate::error::{Error, Result};
-use crate::model::labels;
+use crate::plan::observe::read_record;
 use crate::settings::{Config, Recorded, Settings};
 
 /// How long `config` waits for the engine before printing without the record.
@@ -53,8 +53,5 @@ pub async fn run(conn: &Connection, args: ConfigArgs, config: &Config) -> Result
 /// The record of the cluster `name`, when it exists.
 async fn record_of(conn: &Connection, name: &str) -> Result<Option<Recorded>> {
     let engine = conn.engine().await?;
-    let containers = engine.containers(&[(labels::CLUSTER, name)]).await?;
-    Ok(Recorded::from_containers(
-        containers.iter().map(|c| (&c.labels, c.created)),
-    ))
+    read_record(&engine, name).await
 }

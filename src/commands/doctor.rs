@@ -4,11 +4,10 @@
 
 use crate::cli::DoctorArgs;
 use crate::engine::Connection;
-use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::model::labels;
 use crate::ops::doctor::{self, Level};
-use crate::settings::{Config, Recorded, Settings};
+use crate::plan::observe::read_record;
+use crate::settings::{Config, Settings};
 
 /// `sparkbox doctor`: exit 0 unless something fails.
 pub async fn run(conn: &Connection, args: DoctorArgs, config: &Config) -> Result<()> {
@@ -23,8 +22,7 @@ pub async fn run(conn: &Connection, args: DoctorArgs, config: &Config) -> Result
         }
     };
     // The plan as `up` would make it: over the existing cluster's record.
-    let containers = engine.containers(&[(labels::CLUSTER, &name)]).await?;
-    let recorded = Recorded::from_containers(containers.iter().map(|c| (&c.labels, c.created)));
+    let recorded = read_record(&engine, &name).await?;
     let settings = Settings::resolve_over(config, &args.cluster, recorded.as_ref())?;
     let recipe = settings.image.recipe()?;
     let findings = doctor::check(&engine, &settings, &recipe, &args.python).await?;

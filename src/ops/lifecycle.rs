@@ -16,12 +16,12 @@ use crate::ops::ready::{self, Members};
 use crate::ops::urls::{self, LOCAL_HOST};
 use crate::plan::desired;
 use crate::plan::execute::{self, Context};
-use crate::plan::observe::Observed;
+use crate::plan::observe::{record_of, Observed};
 use crate::plan::reconcile::{reconcile, Scope};
 use crate::plan::settle::settle;
 use crate::plan::wait;
 use crate::progress::Progress;
-use crate::settings::{Config, Recorded, Settings};
+use crate::settings::{Config, Settings};
 
 /// One cluster in `ls`.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -214,8 +214,7 @@ pub async fn scale<E: Engine>(
         ))
     })?;
     let view = Labelled(&template.labels);
-    let recorded =
-        Recorded::from_containers(observed.containers.iter().map(|c| (&c.labels, c.created)));
+    let recorded = record_of(&observed.containers);
     let (Some(recorded), Some(image_tag)) = (recorded, view.image_ref()) else {
         return Err(missing_worker_settings(&template.name, cluster, workers));
     };

@@ -18,13 +18,13 @@ use crate::ops::status::WorkerCounts;
 use crate::ops::urls::Urls;
 use crate::plan::desired::{self, Desired, Resolved};
 use crate::plan::execute::{self, Context};
-use crate::plan::observe::Observed;
+use crate::plan::observe::{record_of, Observed};
 use crate::plan::reconcile::reconcile_recreating;
 use crate::plan::settle::settle;
 use crate::plan::wait::{self, MasterJson};
 use crate::plan::{Action, Cause, Plan};
 use crate::progress::Progress;
-use crate::settings::{Config, Recorded, Settings};
+use crate::settings::{Config, Settings};
 
 /// The owner (uid, gid) of the data directory: the containers' `spark` user
 /// takes it, so what Spark writes there stays the host user's.
@@ -152,8 +152,7 @@ pub async fn up_with<E: Engine>(
         Some(lock::acquire(&engine.info().host, &cluster, "up", wait, progress).await?)
     };
     let mut observed = Observed::read(engine, &cluster, None).await?;
-    let recorded =
-        Recorded::from_containers(observed.containers.iter().map(|c| (&c.labels, c.created)));
+    let recorded = record_of(&observed.containers);
     let settings = Settings::resolve_over(config, args, recorded.as_ref())?;
     let mut spec = settings.spec()?;
     if let Some(dir) = &spec.data_dir {

@@ -5,7 +5,20 @@ use std::collections::BTreeMap;
 use crate::engine::{ContainerState, Engine};
 use crate::error::Result;
 use crate::model::labels::{self, Labelled};
+use crate::model::record::Recorded;
 use crate::model::spec::Role;
+
+/// What the cluster `cluster` was made with, from its containers alone
+/// (one list call); None when it has none.
+pub async fn read_record<E: Engine>(engine: &E, cluster: &str) -> Result<Option<Recorded>> {
+    let containers = engine.containers(&[(labels::CLUSTER, cluster)]).await?;
+    Ok(record_of(&containers))
+}
+
+/// The record these containers of one cluster keep in their labels.
+pub fn record_of(containers: &[ContainerState]) -> Option<Recorded> {
+    Recorded::from_containers(containers.iter().map(|c| (&c.labels, c.created)))
+}
 
 /// What the engine holds for one cluster.
 #[derive(Debug, Clone, Default)]

@@ -799,19 +799,7 @@ impl Engine for DockerEngine {
 
 /// An engine label filter; an empty value matches any value of the key.
 fn label_filter(labels: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
-    HashMap::from([(
-        "label".to_string(),
-        labels
-            .iter()
-            .map(|(k, v)| {
-                if v.is_empty() {
-                    k.to_string()
-                } else {
-                    format!("{k}={v}")
-                }
-            })
-            .collect(),
-    )])
+    HashMap::from([("label".to_string(), super::label_selectors(labels))])
 }
 
 /// Classifies an error of a save or load: the engine reports failures in the

@@ -1123,24 +1123,12 @@ impl Engine for FakeEngine {
 
     async fn networks(&self, labels: &[(&str, &str)]) -> Result<Vec<String>> {
         self.gate(Call::Networks, &filter_text(labels)).await?;
-        Ok(self
-            .st()
-            .networks
-            .iter()
-            .filter(|(_, l)| matches(l, labels))
-            .map(|(n, _)| n.clone())
-            .collect())
+        Ok(names_matching(&self.st().networks, labels))
     }
 
     async fn volumes(&self, labels: &[(&str, &str)]) -> Result<Vec<String>> {
         self.gate(Call::Volumes, &filter_text(labels)).await?;
-        Ok(self
-            .st()
-            .volumes
-            .iter()
-            .filter(|(_, l)| matches(l, labels))
-            .map(|(n, _)| n.clone())
-            .collect())
+        Ok(names_matching(&self.st().volumes, labels))
     }
 
     async fn create_network(&self, name: &str, labels: HashMap<String, String>) -> Result<()> {
@@ -1461,18 +1449,20 @@ impl Engine for FakeEngine {
     }
 }
 
+/// The names of the objects whose labels match the filter.
+fn names_matching<'a>(
+    objects: impl IntoIterator<Item = (&'a String, &'a HashMap<String, String>)>,
+    labels: &[(&str, &str)],
+) -> Vec<String> {
+    objects
+        .into_iter()
+        .filter(|(_, l)| matches(l, labels))
+        .map(|(n, _)| n.clone())
+        .collect()
+}
+
 fn filter_text(labels: &[(&str, &str)]) -> String {
-    labels
-        .iter()
-        .map(|(k, v)| {
-            if v.is_empty() {
-                k.to_string()
-            } else {
-                format!("{k}={v}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(",")
+    super::label_selectors(labels).join(",")
 }
 
 /// The named volumes a container's binds use (sources that are not paths).

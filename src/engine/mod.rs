@@ -376,7 +376,7 @@ pub trait Engine {
     /// machine for a local engine; a swarm node elsewhere), so the
     /// orchestration asks here instead of probing the host itself.
     fn port_free(&self, address: &str, port: u16) -> bool {
-        std::net::TcpListener::bind((address, port)).is_ok()
+        host_port_free(address, port)
     }
 
     /// The last `lines` lines of a container's log.
@@ -389,6 +389,26 @@ pub trait Engine {
         }
         Ok(text)
     }
+}
+
+/// True when nothing on this machine listens on `address:port`.
+pub fn host_port_free(address: &str, port: u16) -> bool {
+    std::net::TcpListener::bind((address, port)).is_ok()
+}
+
+/// The label selectors of a filter, as engines write them: "key=value", or
+/// "key" alone for any value.
+pub fn label_selectors(labels: &[(&str, &str)]) -> Vec<String> {
+    labels
+        .iter()
+        .map(|(k, v)| {
+            if v.is_empty() {
+                k.to_string()
+            } else {
+                format!("{k}={v}")
+            }
+        })
+        .collect()
 }
 
 /// How long an exec whose output has ended may take to report its exit.
@@ -427,7 +447,16 @@ pub fn split_reference(reference: &str) -> (&str, &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::{health_from_status, split_reference};
+    use super::{health_from_status, host_port_free, split_reference};
+
+    #[test]
+    fn the_host_port_check_sees_a_listener() {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind");
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        assert!(!host_port_free("127.0.0.1", port));
+        drop(listener);
+        assert!(host_port_free("127.0.0.1", port));
+    }
 
     #[test]
     fn health_is_read_from_status_lines() {

@@ -126,11 +126,6 @@ impl<'a> Labelled<'a> {
     }
 }
 
-/// The (uid, gid) a container's host-user label holds ("uid:gid").
-pub fn host_user_of(labels: &HashMap<String, String>) -> Option<(u32, u32)> {
-    Labelled(labels).host_user()
-}
-
 /// A short random suffix for throwaway object names.
 pub fn random_suffix() -> String {
     use std::time::{SystemTime, UNIX_EPOCH};

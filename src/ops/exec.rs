@@ -148,7 +148,8 @@ pub async fn find_container<E: Engine>(
 
 /// The uid and gid of `spark` in a container, from its host-user label.
 fn spark_owner(container: &ContainerState) -> (u64, u64) {
-    crate::model::labels::host_user_of(&container.labels)
+    crate::model::labels::Labelled(&container.labels)
+        .host_user()
         .map(|(u, g)| (u64::from(u), u64::from(g)))
         .unwrap_or((SPARK_UID, SPARK_UID))
 }

@@ -3,14 +3,14 @@
 use std::collections::BTreeSet;
 
 use crate::engine::{ContainerSpec, ContainerState};
-use crate::model::labels::{self, Labelled};
+use crate::model::labels::Labelled;
 use crate::model::spec::Role;
 use crate::plan::desired::Desired;
 use crate::plan::observe::Observed;
 use crate::plan::{Action, Cause, Plan, Stage, Step};
 
 fn hash(labels_map: &std::collections::HashMap<String, String>) -> Option<&str> {
-    labels_map.get(labels::CONFIG_HASH).map(String::as_str)
+    Labelled(labels_map).config_hash()
 }
 
 /// Steps for one container: create it, replace it, start it, or nothing.
@@ -228,6 +228,7 @@ fn reconcile_all(desired: &Desired, observed: &Observed, recreate: &BTreeSet<Str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::labels;
     use crate::plan::desired::desired;
     use crate::plan::desired::tests::{sample_resolved, sample_spec};
     use std::collections::HashMap;

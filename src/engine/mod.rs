@@ -57,7 +57,7 @@ pub struct EngineInfo {
 /// What the engine tells about its machine: what `doctor` weighs a cluster
 /// against and what a diagnostics bundle records. A field is None when the
 /// engine did not say.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SystemInfo {
     /// The newest API version the server speaks.
     pub server_api_version: Option<String>,
@@ -75,7 +75,8 @@ pub struct SystemInfo {
     pub storage_driver: Option<String>,
     /// cgroup version ("1" or "2").
     pub cgroup_version: Option<String>,
-    /// CPUs the engine can use.
+    /// CPUs the engine can use ("ncpu", as the engine's own info calls it).
+    #[serde(rename = "ncpu")]
     pub cpus: Option<i64>,
     /// Memory of the engine's machine, in bytes.
     pub memory_bytes: Option<i64>,

@@ -18,7 +18,7 @@ use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 
 // The lead moves collect_status to ops::status; until then it is reached here.
-use crate::engine::{ContainerState, Engine};
+use crate::engine::{ContainerState, Engine, SystemInfo};
 use crate::error::{Error, Result};
 use crate::model::labels::{self, Labelled};
 use crate::model::spec::Role;
@@ -313,30 +313,11 @@ pub struct EngineReport {
     pub server_version: String,
     /// The API version both sides agreed on.
     pub api_version: String,
-    /// The newest API version the server speaks.
-    pub server_api_version: Option<String>,
-    /// The oldest API version the server speaks.
-    pub min_api_version: Option<String>,
-    /// Operating system and architecture of the engine.
-    pub os: Option<String>,
-    /// CPU architecture.
-    pub arch: Option<String>,
-    /// Kernel version.
-    pub kernel_version: Option<String>,
-    /// The host's operating system, e.g. "Debian GNU/Linux 12 (bookworm)".
-    pub operating_system: Option<String>,
-    /// Storage driver, e.g. "overlay2".
-    pub storage_driver: Option<String>,
-    /// cgroup version ("1" or "2").
-    pub cgroup_version: Option<String>,
-    /// CPUs the engine can use.
-    pub ncpu: Option<i64>,
-    /// Memory of the engine's machine, in bytes.
-    pub memory_bytes: Option<i64>,
-    /// The same in MiB.
+    /// What the engine tells about its machine.
+    #[serde(flatten)]
+    pub system: SystemInfo,
+    /// Its memory in MiB.
     pub memory_mb: Option<i64>,
-    /// Containers running on the engine (all, not only this cluster's).
-    pub containers_running: Option<i64>,
     /// What could not be read.
     pub errors: Vec<String>,
 }
@@ -351,18 +332,8 @@ async fn engine_report<E: Engine>(engine: &E) -> EngineReport {
     };
     match tokio::time::timeout(PIECE_TIMEOUT, engine.system_info()).await {
         Ok(Ok(system)) => {
-            report.server_api_version = system.server_api_version;
-            report.min_api_version = system.min_api_version;
-            report.os = system.os;
-            report.arch = system.arch;
-            report.kernel_version = system.kernel_version;
-            report.operating_system = system.operating_system;
-            report.storage_driver = system.storage_driver;
-            report.cgroup_version = system.cgroup_version;
-            report.ncpu = system.cpus;
-            report.memory_bytes = system.memory_bytes;
             report.memory_mb = system.memory_bytes.map(|b| b / (1024 * 1024));
-            report.containers_running = system.containers_running;
+            report.system = system;
         }
         Ok(Err(e)) => report.errors.push(format!("info: {e}")),
         Err(_) => report.errors.push("info: no answer in time".into()),

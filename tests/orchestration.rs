@@ -749,6 +749,23 @@ async fn up_says_which_setting_recreates_a_running_jupyter() {
         "{note}"
     );
     assert!(note.contains("kernels running in it stop"), "{note}");
+    // A setting kept in the cluster's record, not in a label of its own.
+    let history = ClusterArgs {
+        history: true,
+        ..lab.args(Some(1))
+    };
+    let outcome = sparkbox::ops::up::up(&lab.engine, &Config::default(), &history, true, &quiet())
+        .await
+        .expect("a dry run");
+    let UpOutcome::DryRun { notes, .. } = outcome else {
+        panic!("not a dry run");
+    };
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with(&jupyter) && n.contains("the history server off → on")),
+        "{notes:?}"
+    );
     // A worker count alone never recreates Jupyter, so no such note.
     let outcome = sparkbox::ops::up::up(
         &lab.engine,

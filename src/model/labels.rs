@@ -50,17 +50,6 @@ pub const SECRET: &str = "io.sparkbox.rpc-secret";
 pub const NOTEBOOKS: &str = "io.sparkbox.notebooks-volume";
 /// Label with the history server's or Spark Connect server's host port.
 pub const SERVICE_PORT: &str = "io.sparkbox.service-port";
-/// Label with the Spark release the cluster was made with (as settled, e.g.
-/// "4.3.0"), so healing rebuilds nothing the user did not ask to change.
-pub const SPARK_VERSION: &str = "io.sparkbox.spark-version";
-/// Label with the base image the cluster's image was built on.
-pub const BASE_IMAGE: &str = "io.sparkbox.base-image";
-/// Label with the extra Python packages of the cluster's image (JSON list).
-pub const PYTHON_PACKAGES: &str = "io.sparkbox.python-packages";
-/// Label (on Jupyter servers) with the `[apps]` settings they were made
-/// with (JSON), so a later `up` without the file keeps them.
-pub const APPS: &str = "io.sparkbox.apps";
-
 /// Label with the cluster's whole record (JSON of `Recorded` in
 /// model/record.rs) as it was when the container was made;
 /// left out of the config hash, so it never recreates anything.

@@ -161,18 +161,16 @@ impl Recorded {
             workers,
             cores: worker.and_then(|w| w.number(labels::WORKER_CORES)),
             memory_mb: worker.and_then(|w| w.number(labels::WORKER_MEMORY)),
-            spark_version: first(labels::SPARK_VERSION),
-            base_image: first(labels::BASE_IMAGE),
-            python_packages: first(labels::PYTHON_PACKAGES)
-                .and_then(|p| serde_json::from_str(&p).ok()),
+            // The image and [apps] are in the record label alone.
+            spark_version: None,
+            base_image: None,
+            python_packages: None,
             data: first(labels::DATA_DIR).map(PathBuf::from),
             bind: first(labels::BIND),
             history: Some(with_role(Role::History).next().is_some()),
             connect: Some(with_role(Role::Connect).next().is_some()),
             students,
-            apps: first_jupyter
-                .and_then(|j| j.get(labels::APPS))
-                .and_then(|a| serde_json::from_str(a).ok()),
+            apps: None,
             notebooks,
         })
     }
@@ -200,8 +198,6 @@ mod tests {
             (labels::ROLE, "master"),
             (labels::DATA_DIR, "/srv/data"),
             (labels::BIND, "0.0.0.0"),
-            (labels::SPARK_VERSION, "3.5.9"),
-            (labels::PYTHON_PACKAGES, "[\"tabulate==0.9.0\"]"),
         ]);
         let w1 = labels(&[
             (labels::ROLE, "worker"),
@@ -215,23 +211,16 @@ mod tests {
             (labels::ROLE, "jupyter"),
             (labels::INDEX, "2"),
             (labels::NOTEBOOKS, "class-notebooks-2"),
-            (
-                labels::APPS,
-                "{\"cores\":1,\"executor_memory_mb\":null,\"conf\":{}}",
-            ),
         ]);
         let history = labels(&[(labels::ROLE, "history")]);
         let r = Recorded::from_labels([&master, &w1, &w3, &j2, &history]).expect("a record");
         assert_eq!(r.workers, Some(3));
         assert_eq!((r.cores, r.memory_mb), (Some(2), Some(1536)));
-        assert_eq!(r.spark_version.as_deref(), Some("3.5.9"));
-        assert_eq!(r.python_packages, Some(vec!["tabulate==0.9.0".to_string()]));
         assert_eq!(r.data, Some(PathBuf::from("/srv/data")));
         assert_eq!(r.bind.as_deref(), Some("0.0.0.0"));
         assert_eq!((r.history, r.connect), (Some(true), Some(false)));
         assert_eq!(r.students, Some(2));
         assert_eq!(r.notebooks.as_deref(), Some("class-notebooks"));
-        assert_eq!(r.apps.and_then(|a| a.cores), Some(1));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::lock;
 use crate::model::labels::{self, Labelled};
+use crate::model::record::Recorded;
 use crate::model::spec::{self, ClusterSpec, Names, Role};
 use crate::model::versions::Versions;
 use crate::ops::ready::{self, Members};
@@ -266,14 +267,11 @@ fn recreate_names(desired: &Desired, asked: &[String]) -> Result<BTreeSet<String
 const EXPLAINED: &[(&str, &str)] = &[
     (labels::DATA_DIR, "the data directory"),
     (labels::IMAGE_REF, "the image"),
-    (labels::SPARK_VERSION, "the Spark release"),
-    (labels::PYTHON_PACKAGES, "the extra Python packages"),
     (labels::BIND, "the bind address"),
     (labels::TOKEN, "the token"),
     (labels::JUPYTER_PORT, "the Jupyter port"),
     (labels::APP_UI_PORT, "the application UI ports"),
     (labels::NOTEBOOKS, "the notebooks volume"),
-    (labels::APPS, "[apps]"),
     (
         labels::HOST_USER,
         "the user it runs as (the data directory's owner)",
@@ -331,7 +329,32 @@ fn label_changes(have: &HashMap<String, String>, want: &HashMap<String, String>)
                 shown(want.get(*key))
             ),
         })
+        .chain(record_changes(have, want))
         .collect()
+}
+
+/// What the cluster's record says changed for a Jupyter server beyond its
+/// own labels: the history server (its event log) and `[apps]`.
+fn record_changes(have: &HashMap<String, String>, want: &HashMap<String, String>) -> Vec<String> {
+    let record = |l: &HashMap<String, String>| -> Option<Recorded> {
+        serde_json::from_str(Labelled(l).get(labels::RECORD)?).ok()
+    };
+    let (Some(have), Some(want)) = (record(have), record(want)) else {
+        return Vec::new();
+    };
+    let mut changes = Vec::new();
+    let on = |h: Option<bool>| if h == Some(true) { "on" } else { "off" };
+    if have.history != want.history {
+        changes.push(format!(
+            "the history server {} → {}",
+            on(have.history),
+            on(want.history)
+        ));
+    }
+    if have.apps != want.apps {
+        changes.push("[apps] changed".to_string());
+    }
+    changes
 }
 
 /// What `--bind` opens to the network, said after every `up` that does it.

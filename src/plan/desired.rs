@@ -107,20 +107,8 @@ fn base_spec(spec: &ClusterSpec, resolved: &Resolved, role: Role, name: String) 
         labels.insert(labels::DATA_DIR.to_string(), dir.display().to_string());
     }
     labels.insert(labels::BIND.to_string(), spec.bind_address.clone());
-    // What the image was made from, so a later `up` with nothing said
-    // rebuilds nothing (settings::Recorded reads these back).
-    labels.insert(
-        labels::SPARK_VERSION.to_string(),
-        spec.image.entry.spark.to_string(),
-    );
-    labels.insert(
-        labels::BASE_IMAGE.to_string(),
-        spec.image.base_image.clone(),
-    );
-    labels.insert(
-        labels::PYTHON_PACKAGES.to_string(),
-        serde_json::to_string(&spec.image.extra_packages).unwrap_or_default(),
-    );
+    // The whole cluster's settings, so a later `up` with nothing said keeps
+    // them (model::record reads them back).
     labels.insert(
         labels::RECORD.to_string(),
         crate::model::record::Recorded::of_spec(spec).to_label(),
@@ -383,10 +371,6 @@ fn jupyters(c: &Common) -> Vec<ContainerSpec> {
                 (labels::JUPYTER_PORT, slot.port.to_string()),
                 (labels::APP_UI_PORT, slot.app_ui_port.to_string()),
                 (labels::NOTEBOOKS, slot.notebooks_volume.clone()),
-                (
-                    labels::APPS,
-                    serde_json::to_string(&spec.apps).unwrap_or_default(),
-                ),
             ] {
                 jupyter.labels.insert(key.into(), value);
             }

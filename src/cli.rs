@@ -90,6 +90,10 @@ pub struct ImageArgs {
     /// An extra Python package for every container (repeatable), e.g. --python-package polars==1.9.0.
     #[arg(long = "python-package", value_name = "SPEC")]
     pub python_packages: Vec<String>,
+
+    /// A registry to pull the image from before building it (and `image push` to), e.g. ghcr.io/ORG/sparkbox or 127.0.0.1:5000/sparkbox; credentials come from `docker login`.
+    #[arg(long, value_name = "REG", env = "SPARKBOX_REGISTRY")]
+    pub registry: Option<String>,
 }
 
 /// `sparkbox build`.
@@ -455,6 +459,12 @@ pub enum ImageCommand {
         #[arg(value_name = "FILE")]
         file: PathBuf,
         /// What image.
+        #[command(flatten)]
+        image: ImageArgs,
+    },
+    /// Push the image `up` uses with these settings to the registry (--registry or [image] registry) and print its digest.
+    Push {
+        /// What image, and where to.
         #[command(flatten)]
         image: ImageArgs,
     },

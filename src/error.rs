@@ -43,6 +43,33 @@ pub enum Error {
     #[error("the image {image} does not contain the pinned versions:\n{differences}\nthe build was refused; check the version matrix or the extra packages")]
     VersionMismatch { image: String, differences: String },
 
+    /// An image under the right tag in a registry is not the one this
+    /// sparkbox would build.
+    #[error("{reference} is not the image this sparkbox builds: {differences} — it was not run; push the right one from a machine that built it (`sparkbox image push`), or build it here without the registry (`sparkbox build`, no --registry)")]
+    ImageMismatch {
+        reference: String,
+        differences: String,
+    },
+
+    /// A registry refused the credentials, or wants some.
+    #[error("the registry {registry} refused to let sparkbox {action}: {detail} — log in with `docker login {host}` (sparkbox uses the credentials in {config}), then run the command again")]
+    RegistryLogin {
+        action: String,
+        registry: String,
+        host: String,
+        config: String,
+        detail: String,
+    },
+
+    /// A registry could not be used for anything but a login reason.
+    #[error("cannot {action} ({registry}): {detail} — {fix}")]
+    Registry {
+        action: String,
+        registry: String,
+        detail: String,
+        fix: String,
+    },
+
     /// The base image is neither local, nor pullable, nor makeable offline.
     #[error("the base image {image} is not present and could not be pulled ({pull_error}); making it offline failed too ({offline_error}) — either load it with `docker load -i FILE` (or `sparkbox image load`), or let sparkbox make it: install debootstrap (`apt-get install -y debootstrap`) and pass a reachable Debian mirror with --debian-mirror URL")]
     BaseImageUnavailable {
@@ -119,7 +146,9 @@ impl Error {
             Error::FileUnreadable { .. } => 4,
             Error::BuildFailed { .. }
             | Error::VersionMismatch { .. }
-            | Error::BaseImageUnavailable { .. } => 5,
+            | Error::BaseImageUnavailable { .. }
+            | Error::ImageMismatch { .. } => 5,
+            Error::RegistryLogin { .. } | Error::Registry { .. } => 10,
             Error::DiskFull { .. } => 6,
             Error::NotReady(_) => 7,
             Error::ParityMismatch(_) => 8,

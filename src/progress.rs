@@ -128,6 +128,25 @@ impl Progress {
         }
     }
 
+    /// A transfer's moving status ("a1b2c3: Pushing 120/300 MB"): on a
+    /// terminal it replaces the spinner's text; plain output prints it as a
+    /// line (the caller passes only lines that say something new).
+    pub fn status(&self, line: &str) {
+        if self.quiet {
+            return;
+        }
+        let short: String = line.chars().take(100).collect();
+        if self.live {
+            self.with_bar(|bar| {
+                if let Some(b) = bar.as_ref() {
+                    b.set_message(short.clone());
+                }
+            });
+        } else {
+            eprintln!("{} {short}", self.stamp());
+        }
+    }
+
     /// A note that is always shown (a warning, a chosen port).
     pub fn note(&self, message: &str) {
         if self.live {

@@ -1018,3 +1018,168 @@ async fn the_parity_fix_recreates_the_marked_container_alone() {
     .expect_err("no worker-9");
     assert!(err.to_string().contains(&names.worker(2)), "{err}");
 }
+
+/// A registry host no machine's Docker configuration has credentials for.
+const FAKE_REGISTRY: &str = "registry.sbx-fake.test:5000/sbx";
+
+impl Lab {
+    /// `up` flags with `--registry REG`.
+    fn args_with_registry(&self, registry: &str) -> ClusterArgs {
+        let mut args = self.args(Some(1));
+        args.image.registry = Some(registry.to_string());
+        args
+    }
+}
+
+/// The image a first `up` built on its own engine, as `image push` leaves
+/// it in the registry: (remote reference, the registry's copy).
+async fn pushed_image(tag: &str) -> (String, sparkbox::engine::fake::FakeImage) {
+    let builder = Lab::new(tag);
+    let done = builder.up(&builder.args(Some(1))).await.expect("up builds");
+    let registry = sparkbox::model::registry::Registry::parse(FAKE_REGISTRY).expect("valid");
+    let local = done.report.image.clone();
+    let digest = sparkbox::image::registry::push(&builder.engine, &registry, &local, &quiet())
+        .await
+        .expect("push");
+    let remote = registry.reference_for(&local);
+    assert!(
+        digest.starts_with(&format!("{}@sha256:", registry.repository())),
+        "{digest}"
+    );
+    let image = builder
+        .engine
+        .published(&remote)
+        .expect("the registry holds it");
+    (remote, image)
+}
+
+#[tokio::test]
+async fn up_pulls_a_proven_image_from_the_registry_and_builds_nothing() {
+    let (remote, image) = pushed_image("reg-src").await;
+    let lab = Lab::new("reg-pull");
+    lab.engine.publish(&remote, image.clone());
+    let done = lab
+        .up(&lab.args_with_registry(FAKE_REGISTRY))
+        .await
+        .expect("up");
+    let mutations = lab.engine.mutations();
+    assert!(
+        mutations.iter().all(|m| !m.starts_with("build ")),
+        "a build ran: {mutations:?}"
+    );
+    assert!(
+        mutations.contains(&format!("pull {remote}")),
+        "{mutations:?}"
+    );
+    lab.assert_ready(1).await;
+    // Every container carries the image's ID and the registry's digest, and
+    // status --json says them.
+    let status = lab.status().await;
+    let digest = status.image_digest.clone().expect("a digest");
+    assert!(
+        digest.starts_with(&format!("{FAKE_REGISTRY}/jupyter-spark@sha256:")),
+        "{digest}"
+    );
+    assert_eq!(status.image_id.as_deref(), Some(image.id.as_str()));
+    for name in lab.engine.container_names() {
+        let c = lab.engine.container(&name).expect("listed");
+        assert_eq!(
+            c.spec.labels.get(labels::IMAGE_DIGEST),
+            Some(&digest),
+            "{name}"
+        );
+        assert_eq!(
+            c.spec.labels.get(labels::IMAGE_ID),
+            Some(&image.id),
+            "{name}"
+        );
+    }
+    assert_eq!(Some(done.report.image), status.image);
+    assert_eq!(done.report.image_digest, Some(digest));
+}
+
+#[tokio::test]
+async fn an_image_with_other_labels_under_the_right_tag_is_refused_by_name() {
+    let (remote, mut image) = pushed_image("reg-tamper-src").await;
+    image
+        .labels
+        .insert(labels::IMAGE_HASH.to_string(), "0".repeat(64));
+    let lab = Lab::new("reg-tamper");
+    lab.engine.publish(&remote, image);
+    let err = lab
+        .up(&lab.args_with_registry(FAKE_REGISTRY))
+        .await
+        .expect_err("a tampered image is not run");
+    let text = err.to_string();
+    assert!(matches!(err, Error::ImageMismatch { .. }), "{text}");
+    assert!(
+        text.contains(&remote) && text.contains("content hash"),
+        "{text}"
+    );
+    assert_eq!(err.exit_code(), 5);
+    // Nothing runs it, and it is under neither name.
+    assert!(lab.engine.container_names().is_empty());
+    assert!(lab.engine.image_info(&remote).is_none());
+    let local = remote.replace(&format!("{FAKE_REGISTRY}/"), "sparkbox/");
+    assert!(lab.engine.image_info(&local).is_none(), "{local}");
+}
+
+#[tokio::test]
+async fn an_unreachable_or_empty_registry_means_a_build_said_once() {
+    for down in [true, false] {
+        let lab = Lab::new(if down { "reg-down" } else { "reg-empty" });
+        lab.engine
+            .set_registry_down("registry.sbx-fake.test:5000", down);
+        lab.up(&lab.args_with_registry(FAKE_REGISTRY))
+            .await
+            .expect("up builds instead");
+        let mutations = lab.engine.mutations();
+        let pulls = mutations
+            .iter()
+            .filter(|m| m.contains("jupyter-spark"))
+            .filter(|m| m.starts_with("pull "))
+            .count();
+        assert_eq!(pulls, 1, "{mutations:?}");
+        assert!(
+            mutations.iter().any(|m| m.starts_with("build ")),
+            "{mutations:?}"
+        );
+        lab.assert_ready(1).await;
+        assert_eq!(lab.status().await.image_digest, None);
+    }
+}
+
+#[tokio::test]
+async fn a_registry_that_wants_a_login_is_one_clear_error() {
+    let (remote, image) = pushed_image("reg-auth-src").await;
+    let lab = Lab::new("reg-auth");
+    lab.engine.publish(&remote, image);
+    lab.engine
+        .require_login("registry.sbx-fake.test:5000", "alice", "s3cret");
+    let err = lab
+        .up(&lab.args_with_registry(FAKE_REGISTRY))
+        .await
+        .expect_err("no credentials");
+    let text = err.to_string();
+    assert!(matches!(err, Error::RegistryLogin { .. }), "{text}");
+    assert!(
+        text.contains("docker login registry.sbx-fake.test:5000"),
+        "{text}"
+    );
+    assert_eq!(err.exit_code(), 10);
+    // One pull, no retries, no build, nothing made.
+    let mutations = lab.engine.mutations();
+    assert_eq!(mutations, vec![format!("pull {remote}")]);
+}
+
+#[tokio::test]
+async fn a_registry_name_that_is_not_one_is_refused_before_anything_is_touched() {
+    let lab = Lab::new("reg-bad");
+    let err = lab
+        .up(&lab.args_with_registry("https://Registry/x"))
+        .await
+        .expect_err("refused");
+    assert!(err.to_string().contains("not a registry name"), "{err}");
+    assert_eq!(err.exit_code(), 4);
+    assert!(lab.engine.calls().is_empty(), "{:?}", lab.engine.calls());
+}

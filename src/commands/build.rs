@@ -21,7 +21,7 @@ pub async fn run(
     let started = Instant::now();
     let image = config.image_settings(&args.image);
     let recipe = image.recipe()?;
-    let settings = image.build_settings(args.force, args.no_cache);
+    let settings = image.build_settings(args.force, args.no_cache)?;
     // A user-given CA bundle is checked before anything slow happens.
     image::find_ca_bundle(settings.ca_bundle.as_deref())?;
     let engine = conn.engine().await?;
@@ -33,6 +33,14 @@ pub async fn run(
             built.tag,
             image::human_size(built.size),
             started.elapsed().as_secs_f64()
+        );
+        print_measured(&built.versions);
+    } else if built.pulled {
+        println!(
+            "pulled {} in {:.1}s ({}); nothing to build",
+            built.tag,
+            started.elapsed().as_secs_f64(),
+            built.digest.as_deref().unwrap_or("no digest")
         );
         print_measured(&built.versions);
     } else {

@@ -6,12 +6,48 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::cli::ImageArgs;
-use crate::engine::Connection;
-use crate::error::Result;
+use crate::engine::{Connection, Engine};
+use crate::error::{Error, Result};
 use crate::image;
 use crate::ops::image_io::{self, summary};
 use crate::progress::Progress;
 use crate::settings::Config;
+
+/// `sparkbox image push`.
+pub async fn push(
+    conn: &Connection,
+    args: ImageArgs,
+    config: &Config,
+    progress: &Progress,
+) -> Result<()> {
+    let started = Instant::now();
+    let settings = config.image_settings(&args);
+    let recipe = settings.recipe()?;
+    let registry = settings.registry()?.ok_or_else(|| {
+        Error::InvalidInput(
+            "no registry to push to — pass --registry REG (e.g. 127.0.0.1:5000/sparkbox), set SPARKBOX_REGISTRY, or set [image] registry in sparkbox.toml".into(),
+        )
+    })?;
+    let tag = recipe.tag();
+    let engine = conn.engine().await?;
+    if engine.image(&tag).await?.is_none() {
+        return Err(Error::InvalidInput(format!(
+            "the image {tag} is not on this engine, so there is nothing to push — make it with `sparkbox build` (same settings), then push"
+        )));
+    }
+    let digest = image::registry::push(&engine, &registry, &tag, progress).await?;
+    progress.finish();
+    println!(
+        "pushed {tag} to {} in {:.1}s",
+        registry.reference_for(&tag),
+        started.elapsed().as_secs_f64()
+    );
+    println!("digest: {digest}");
+    println!(
+        "other machines get it with `sparkbox up --registry {registry}` (or [image] registry = \"{registry}\")"
+    );
+    Ok(())
+}
 
 /// `sparkbox image save FILE`.
 pub async fn save(

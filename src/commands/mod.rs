@@ -57,6 +57,9 @@ pub fn interrupt_hint(command: &Command, config: &Config) -> String {
             "the image may or may not be loaded; `sparkbox image load {}` again finishes it (it leaves a loaded image as it is)",
             file.display()
         ),
+        Command::Image(ImageCommand::Push { .. }) => {
+            "the registry may hold some of the image's layers but not the tag; `sparkbox image push` again finishes it".to_string()
+        }
         _ => "nothing was changed".to_string(),
     }
 }
@@ -140,6 +143,9 @@ async fn dispatch(cli: Cli, cfg: &Config, progress: &Progress) -> Result<()> {
         }
         Command::Image(ImageCommand::Load { file }) => {
             image_io::load(conn, file, cfg, progress).await
+        }
+        Command::Image(ImageCommand::Push { image }) => {
+            image_io::push(conn, image, cfg, progress).await
         }
         Command::Versions => {
             build::print_versions();

@@ -10,9 +10,10 @@ use bollard::models::{
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
     ImportImageOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
-    ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    RemoveImageOptionsBuilder, RemoveVolumeOptionsBuilder, ResizeExecOptionsBuilder,
-    StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+    ListVolumesOptionsBuilder, LogsOptionsBuilder, PushImageOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, RemoveVolumeOptionsBuilder,
+    ResizeExecOptionsBuilder, StopContainerOptionsBuilder, TagImageOptionsBuilder,
+    UploadToContainerOptionsBuilder,
 };
 use bollard::Docker;
 use bytes::Bytes;
@@ -21,7 +22,7 @@ use futures_util::StreamExt;
 
 use super::{
     BuildEvent, BuildRequest, ByteStream, ContainerSpec, ContainerState, Engine, EngineInfo,
-    ExecChunk, ExecRequest, ExecSession, ImageInfo, RunOutput, SystemInfo,
+    ExecChunk, ExecRequest, ExecSession, ImageInfo, RegistryAuth, RunOutput, SystemInfo,
 };
 use crate::error::{Error, Result};
 use crate::model::labels;
@@ -192,6 +193,7 @@ impl Engine for DockerEngine {
                 id: img.id.unwrap_or_default(),
                 labels: img.config.and_then(|c| c.labels).unwrap_or_default(),
                 size: img.size.unwrap_or(0),
+                repo_digests: img.repo_digests.unwrap_or_default(),
             })),
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..
@@ -204,23 +206,66 @@ impl Engine for DockerEngine {
         }
     }
 
-    async fn pull(&self, reference: &str) -> Result<()> {
+    async fn pull_with(
+        &self,
+        reference: &str,
+        auth: Option<&RegistryAuth>,
+        on_line: &mut (dyn FnMut(String) + Send),
+    ) -> Result<()> {
         let (repo, tag) = super::split_reference(reference);
         let options = CreateImageOptionsBuilder::new()
             .from_image(repo)
             .tag(tag)
             .build();
-        let mut stream = self.docker.create_image(Some(options), None, None);
-        while let Some(item) = stream.next().await {
-            let info = item.map_err(|e| Error::Engine {
-                action: format!("pull {reference}"),
-                detail: error_chain(&e),
-            })?;
-            if let Some(status) = info.status {
-                tracing::debug!(%status, "pull");
+        let mut stream = self
+            .docker
+            .create_image(Some(options), None, auth.map(credentials));
+        drain_transfer(&mut stream, &format!("pull {reference}"), on_line, |info| {
+            Transfer {
+                id: info.id,
+                status: info.status,
+                bytes: info.progress_detail.and_then(|p| p.current.zip(p.total)),
+                error: info.error_detail.and_then(|d| d.message),
             }
-        }
-        Ok(())
+        })
+        .await
+    }
+
+    async fn push(
+        &self,
+        reference: &str,
+        auth: Option<&RegistryAuth>,
+        on_line: &mut (dyn FnMut(String) + Send),
+    ) -> Result<()> {
+        let (repo, tag) = super::split_reference(reference);
+        let options = PushImageOptionsBuilder::new().tag(tag).build();
+        let mut stream = self
+            .docker
+            .push_image(repo, Some(options), auth.map(credentials));
+        drain_transfer(&mut stream, &format!("push {reference}"), on_line, |info| {
+            Transfer {
+                id: None,
+                status: info.status,
+                bytes: info.progress_detail.and_then(|p| p.current.zip(p.total)),
+                error: info.error_detail.and_then(|d| d.message),
+            }
+        })
+        .await
+    }
+
+    async fn tag(&self, source: &str, target: &str) -> Result<()> {
+        let (repo, tag) = super::split_reference(target);
+        let options = TagImageOptionsBuilder::new().repo(repo).tag(tag).build();
+        self.docker
+            .tag_image(source, Some(options))
+            .await
+            .map_err(|e| {
+                engine_error(
+                    format!("tag {source} as {target}"),
+                    format!("the image {source}"),
+                    e,
+                )
+            })
     }
 
     async fn import_rootfs(
@@ -860,6 +905,75 @@ fn is_not_found(e: &bollard::errors::Error) -> bool {
 /// a name in use ([`create_error`]), on an exec a container that is not
 /// running ([`exec_error`]), but on a removal it is "in use" or "already
 /// being removed", where the advice of [`Error::NameConflict`] would mislead.
+/// bollard's credentials from ours.
+fn credentials(auth: &RegistryAuth) -> bollard::auth::DockerCredentials {
+    bollard::auth::DockerCredentials {
+        username: auth.username.clone(),
+        password: auth.password.clone(),
+        identitytoken: auth.identity_token.clone(),
+        serveraddress: Some(auth.server.clone()),
+        ..Default::default()
+    }
+}
+
+/// A pull's or push's failure with the engine's own words (the registry's
+/// answer is in them); a full disk is named as such.
+fn registry_error(action: String, err: &bollard::errors::Error) -> Error {
+    let detail = match err {
+        bollard::errors::Error::DockerResponseServerError { message, .. } => message.clone(),
+        bollard::errors::Error::DockerStreamError { error } => error.clone(),
+        other => error_chain(other),
+    };
+    registry_error_text(action, detail)
+}
+
+fn registry_error_text(action: String, detail: String) -> Error {
+    if crate::error::is_disk_full(&detail) {
+        return Error::DiskFull { during: action };
+    }
+    Error::Engine { action, detail }
+}
+
+/// One message of a pull's or push's stream.
+struct Transfer {
+    id: Option<String>,
+    status: Option<String>,
+    bytes: Option<(i64, i64)>,
+    error: Option<String>,
+}
+
+/// Reads a pull's or push's stream to its end, telling `on_line` each
+/// progress line ("a1b2c3: Downloading 12/300 MB"); an error in the stream
+/// ends it with the engine's words.
+async fn drain_transfer<T>(
+    stream: &mut (impl futures_util::Stream<Item = std::result::Result<T, bollard::errors::Error>>
+              + Unpin),
+    action: &str,
+    on_line: &mut (dyn FnMut(String) + Send),
+    parts: impl Fn(T) -> Transfer,
+) -> Result<()> {
+    while let Some(item) = stream.next().await {
+        let t = parts(item.map_err(|e| registry_error(action.to_string(), &e))?);
+        if let Some(detail) = t.error {
+            return Err(registry_error_text(action.to_string(), detail));
+        }
+        let Some(status) = t.status else { continue };
+        let mut line = match t.id {
+            Some(id) if !id.is_empty() => format!("{id}: {status}"),
+            _ => status,
+        };
+        if let Some((current, total)) = t.bytes.filter(|(_, total)| *total > 0) {
+            line.push_str(&format!(
+                " {}/{} MB",
+                current / 1_000_000,
+                total / 1_000_000
+            ));
+        }
+        on_line(line);
+    }
+    Ok(())
+}
+
 pub(crate) fn engine_error(
     action: impl Into<String>,
     object: impl Into<String>,

@@ -43,7 +43,7 @@ use futures_util::StreamExt;
 
 use super::{
     BuildEvent, BuildRequest, ByteStream, ContainerSpec, ContainerState, Engine, EngineInfo,
-    ExecChunk, ExecRequest, ExecSession, ImageInfo, RunOutput, SystemInfo,
+    ExecChunk, ExecRequest, ExecSession, ImageInfo, RegistryAuth, RunOutput, SystemInfo,
 };
 use crate::error::{Error, Result};
 use crate::model::contract;
@@ -53,8 +53,12 @@ use crate::model::contract;
 pub enum Call {
     /// `image`.
     Image,
-    /// `pull`.
+    /// `pull`, `pull_with`.
     Pull,
+    /// `push`.
+    Push,
+    /// `tag`.
+    Tag,
     /// `import_rootfs`.
     ImportRootfs,
     /// `build`.
@@ -111,6 +115,8 @@ impl Call {
         match self {
             Call::Image => "image",
             Call::Pull => "pull",
+            Call::Push => "push",
+            Call::Tag => "tag",
             Call::ImportRootfs => "import_rootfs",
             Call::Build => "build",
             Call::RunToCompletion => "run_to_completion",
@@ -145,6 +151,8 @@ impl Call {
         matches!(
             self,
             Call::Pull
+                | Call::Push
+                | Call::Tag
                 | Call::ImportRootfs
                 | Call::Build
                 | Call::RunToCompletion
@@ -277,6 +285,8 @@ pub struct FakeImage {
     pub size: i64,
     /// The contents of its versions file, when it has one.
     pub versions_file: Option<String>,
+    /// "REPO@sha256:…" for each registry it was pulled from or pushed to.
+    pub repo_digests: Vec<String>,
 }
 
 struct Fault {
@@ -300,6 +310,12 @@ enum Effect {
 struct State {
     images: BTreeMap<String, FakeImage>,
     tags: BTreeMap<String, String>,
+    /// What the registries hold: remote "REPO:TAG" -> the image pushed.
+    registry: BTreeMap<String, FakeImage>,
+    /// Registry hosts that do not answer.
+    registries_down: Vec<String>,
+    /// Registry hosts that want these credentials (user, password).
+    registry_logins: HashMap<String, (String, String)>,
     networks: BTreeMap<String, HashMap<String, String>>,
     volumes: BTreeMap<String, HashMap<String, String>>,
     containers: BTreeMap<String, FakeContainer>,
@@ -314,6 +330,38 @@ struct State {
 }
 
 impl State {
+    /// Whether the registry at `host` answers and takes `auth`, in the
+    /// engine's own words when it does not.
+    fn registry_check(&self, host: &str, auth: Option<&RegistryAuth>, action: &str) -> Result<()> {
+        if self.registries_down.iter().any(|h| h == host) {
+            return Err(Error::Engine {
+                action: action.to_string(),
+                detail: format!(
+                    "Get \"http://{host}/v2/\": dial tcp {host}: connect: connection refused"
+                ),
+            });
+        }
+        if let Some((user, password)) = self.registry_logins.get(host) {
+            let given = auth.map(|a| (a.username.clone(), a.password.clone()));
+            match given {
+                None => {
+                    return Err(Error::Engine {
+                        action: action.to_string(),
+                        detail: format!("Head \"http://{host}/v2/\": no basic auth credentials"),
+                    })
+                }
+                Some((Some(u), Some(p))) if &u == user && &p == password => {}
+                Some(_) => {
+                    return Err(Error::Engine {
+                        action: action.to_string(),
+                        detail: "unauthorized: authentication required".to_string(),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn tick(&mut self) -> u64 {
         self.clock += 1;
         self.clock
@@ -360,6 +408,22 @@ impl State {
     fn container(&self, name: &str, action: &str) -> Result<&FakeContainer> {
         self.containers.get(name).ok_or_else(|| gone(action, name))
     }
+}
+
+/// The registry host of a reference ("127.0.0.1:5000/a/b:t" -> the host),
+/// None for a plain name.
+fn registry_host(reference: &str) -> Option<&str> {
+    let (first, _) = reference.split_once('/')?;
+    (first.contains('.') || first.contains(':') || first == "localhost").then_some(first)
+}
+
+/// The digest a registry gives an image: derived from its ID, as a real
+/// manifest digest follows from the layers.
+fn fake_digest(id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("manifest/{id}").as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
 }
 
 fn normalize(reference: &str) -> String {
@@ -610,9 +674,37 @@ impl FakeEngine {
                 labels,
                 size: 80_000_000,
                 versions_file: None,
+                repo_digests: Vec::new(),
             },
         );
         id
+    }
+
+    /// Puts `image` into the fake registries under the remote `reference`
+    /// ("HOST/REPO:TAG"), as a push from another machine would.
+    pub fn publish(&self, reference: &str, image: FakeImage) {
+        self.st().registry.insert(normalize(reference), image);
+    }
+
+    /// What the fake registries hold under `reference`.
+    pub fn published(&self, reference: &str) -> Option<FakeImage> {
+        self.st().registry.get(&normalize(reference)).cloned()
+    }
+
+    /// The registry at `host` stops answering (or answers again).
+    pub fn set_registry_down(&self, host: &str, down: bool) {
+        let mut st = self.st();
+        st.registries_down.retain(|h| h != host);
+        if down {
+            st.registries_down.push(host.to_string());
+        }
+    }
+
+    /// The registry at `host` wants `user` and `password`.
+    pub fn require_login(&self, host: &str, user: &str, password: &str) {
+        self.st()
+            .registry_logins
+            .insert(host.to_string(), (user.to_string(), password.to_string()));
     }
 
     /// The process of container `name` ends with `code`, behind sparkbox's
@@ -951,15 +1043,95 @@ impl Engine for FakeEngine {
             id: i.id.clone(),
             labels: i.labels.clone(),
             size: i.size,
+            repo_digests: i.repo_digests.clone(),
         }))
     }
 
-    async fn pull(&self, reference: &str) -> Result<()> {
+    async fn pull_with(
+        &self,
+        reference: &str,
+        auth: Option<&RegistryAuth>,
+        on_line: &mut (dyn FnMut(String) + Send),
+    ) -> Result<()> {
         self.gate(Call::Pull, reference).await?;
-        if self.st().image(reference).is_none() {
-            // The registry has every image the tests ask for.
-            self.add_image(reference, HashMap::new());
+        let action = format!("pull {reference}");
+        let Some(host) = registry_host(reference) else {
+            // A plain name ("debian:bookworm-slim"): the public registry of
+            // the tests has every such image.
+            if self.st().image(reference).is_none() {
+                self.add_image(reference, HashMap::new());
+            }
+            return Ok(());
+        };
+        let mut st = self.st();
+        st.registry_check(host, auth, &action)?;
+        let key = normalize(reference);
+        let Some(mut image) = st.registry.get(&key).cloned() else {
+            return Err(Error::Engine {
+                action,
+                detail: format!(
+                    "manifest for {reference} not found: manifest unknown: manifest unknown"
+                ),
+            });
+        };
+        on_line(format!(
+            "{}: Pull complete",
+            &image.id[..image.id.len().min(19)]
+        ));
+        let digest = fake_digest(&image.id);
+        let repo = super::split_reference(reference).0;
+        if let Some(local) = st.image(&image.id) {
+            image.repo_digests = local.repo_digests.clone();
         }
+        let entry = format!("{repo}@{digest}");
+        if !image.repo_digests.contains(&entry) {
+            image.repo_digests.push(entry);
+        }
+        st.tag(reference, image);
+        Ok(())
+    }
+
+    async fn push(
+        &self,
+        reference: &str,
+        auth: Option<&RegistryAuth>,
+        on_line: &mut (dyn FnMut(String) + Send),
+    ) -> Result<()> {
+        self.gate(Call::Push, reference).await?;
+        let action = format!("push {reference}");
+        let mut st = self.st();
+        let Some(image) = st.image(reference).cloned() else {
+            return Err(Error::Engine {
+                action,
+                detail: format!("An image does not exist locally with the tag: {reference}"),
+            });
+        };
+        let host = registry_host(reference).unwrap_or("docker.io");
+        st.registry_check(host, auth, &action)?;
+        let digest = fake_digest(&image.id);
+        let (repo, tag) = super::split_reference(reference);
+        on_line(format!("{tag}: digest: {digest} size: 1234"));
+        let entry = format!("{repo}@{digest}");
+        if let Some(local) = st.images.get_mut(&image.id) {
+            if !local.repo_digests.contains(&entry) {
+                local.repo_digests.push(entry);
+            }
+        }
+        let mut remote = image;
+        remote.repo_digests.clear();
+        st.registry.insert(normalize(reference), remote);
+        Ok(())
+    }
+
+    async fn tag(&self, source: &str, target: &str) -> Result<()> {
+        self.gate(Call::Tag, target).await?;
+        let mut st = self.st();
+        let image = st.image(source).cloned().ok_or_else(|| Error::Gone {
+            action: format!("tag {source} as {target}"),
+            object: format!("the image {source}"),
+            detail: format!("No such image: {source}"),
+        })?;
+        st.tag(target, image);
         Ok(())
     }
 
@@ -1042,6 +1214,7 @@ impl Engine for FakeEngine {
                 labels,
                 size: 1_500_000_000,
                 versions_file,
+                repo_digests: Vec::new(),
             },
         );
         Ok(id)

@@ -95,6 +95,32 @@ pub struct ImageInfo {
     pub labels: HashMap<String, String>,
     /// Size in bytes.
     pub size: i64,
+    /// Where registries know it: "REPO@sha256:…", one per registry it was
+    /// pulled from or pushed to.
+    pub repo_digests: Vec<String>,
+}
+
+/// Credentials for one registry, as `docker login` stored them.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct RegistryAuth {
+    /// The registry host they are for ("127.0.0.1:5000", "ghcr.io").
+    pub server: String,
+    /// User name.
+    pub username: Option<String>,
+    /// Password or token.
+    pub password: Option<String>,
+    /// An identity token (OAuth refresh token) instead of a password.
+    pub identity_token: Option<String>,
+}
+
+impl std::fmt::Debug for RegistryAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret itself.
+        f.debug_struct("RegistryAuth")
+            .field("server", &self.server)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One thing that happened during an image build.
@@ -268,7 +294,31 @@ pub trait Engine {
     async fn image(&self, reference: &str) -> Result<Option<ImageInfo>>;
 
     /// Pulls `reference` from its registry.
-    async fn pull(&self, reference: &str) -> Result<()>;
+    async fn pull(&self, reference: &str) -> Result<()> {
+        self.pull_with(reference, None, &mut |_| {}).await
+    }
+
+    /// Pulls `reference` with `auth`, telling `on_line` each progress line
+    /// ("<layer>: Downloading 12 MB/300 MB"). The engine tags the image only
+    /// once every layer is there: a failed pull leaves no such tag.
+    async fn pull_with(
+        &self,
+        reference: &str,
+        auth: Option<&RegistryAuth>,
+        on_line: &mut (dyn FnMut(String) + Send),
+    ) -> Result<()>;
+
+    /// Pushes `reference` (a tag present here) with `auth`, telling `on_line`
+    /// each progress line.
+    async fn push(
+        &self,
+        reference: &str,
+        auth: Option<&RegistryAuth>,
+        on_line: &mut (dyn FnMut(String) + Send),
+    ) -> Result<()>;
+
+    /// Gives the image `source` the further name `target` ("REPO:TAG").
+    async fn tag(&self, source: &str, target: &str) -> Result<()>;
 
     /// Imports a root filesystem tarball as the image `reference`.
     async fn import_rootfs(

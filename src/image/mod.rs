@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod base;
+pub mod registry;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -45,6 +46,8 @@ pub struct BuildSettings {
     pub force: bool,
     /// Ignore the builder's layer cache.
     pub no_cache: bool,
+    /// Pull the image from here before building it.
+    pub registry: Option<crate::model::registry::Registry>,
 }
 
 /// Finds the CA bundle: the flag, then SSL_CERT_FILE, PIP_CERT,
@@ -145,10 +148,26 @@ pub struct BuiltImage {
     pub id: String,
     /// Its size in bytes.
     pub size: i64,
-    /// False when the image was already there and nothing was built.
+    /// False when the image was already there (or pulled) and nothing was built.
     pub built: bool,
+    /// True when it came from the registry just now.
+    pub pulled: bool,
+    /// Where a registry knows it ("REPO@sha256:…"), when one does.
+    pub digest: Option<String>,
     /// The versions recorded in its labels.
     pub versions: Versions,
+}
+
+/// The digest to record for an image with `repo_digests`: the registry's
+/// own when one is set, else the first the engine knows.
+pub fn digest_of(
+    repo_digests: &[String],
+    registry: Option<&crate::model::registry::Registry>,
+) -> Option<String> {
+    match registry {
+        Some(r) => r.digest_in(repo_digests).map(str::to_string),
+        None => repo_digests.first().cloned(),
+    }
 }
 
 /// Reads the measured versions an image carries in its labels.
@@ -170,12 +189,31 @@ pub async fn ensure_image<E: Engine>(
         if let Some(existing) = engine.image(&tag).await? {
             let versions = versions_from_labels(&existing.labels).unwrap_or_default();
             return Ok(BuiltImage {
+                digest: digest_of(&existing.repo_digests, settings.registry.as_ref()),
                 tag,
                 id: existing.id,
                 size: existing.size,
                 built: false,
+                pulled: false,
                 versions,
             });
+        }
+        if let Some(reg) = &settings.registry {
+            if let Some(pulled) = registry::pull_verified(engine, reg, recipe, progress).await? {
+                let image = engine.image(&tag).await?.ok_or_else(|| Error::Engine {
+                    action: format!("tag {tag}"),
+                    detail: "the pulled image lost its tag".into(),
+                })?;
+                return Ok(BuiltImage {
+                    tag,
+                    id: image.id,
+                    size: image.size,
+                    built: false,
+                    pulled: true,
+                    digest: pulled.digest,
+                    versions: versions_from_labels(&image.labels).unwrap_or_default(),
+                });
+            }
         }
     }
     base::ensure_base_image(
@@ -259,6 +297,8 @@ pub async fn ensure_image<E: Engine>(
         id,
         size,
         built: true,
+        pulled: false,
+        digest: None,
         versions: measured,
     })
 }

@@ -55,6 +55,13 @@ pub const SERVICE_PORT: &str = "io.sparkbox.service-port";
 /// left out of the config hash, so it never recreates anything.
 pub const RECORD: &str = "io.sparkbox.record";
 
+/// Label with the ID of the image a container was made from, stamped when
+/// it is created (left out of the config hash).
+pub const IMAGE_ID: &str = "io.sparkbox.image-id";
+/// Label with the registry digest of that image ("REPO@sha256:…"), when a
+/// registry knows it (left out of the config hash).
+pub const IMAGE_DIGEST: &str = "io.sparkbox.image-digest";
+
 /// A typed view of one labelled object: what sparkbox recorded on it.
 #[derive(Debug, Clone, Copy)]
 pub struct Labelled<'a>(pub &'a HashMap<String, String>);
@@ -96,6 +103,16 @@ impl<'a> Labelled<'a> {
     /// The image reference it runs.
     pub fn image_ref(&self) -> Option<&'a str> {
         self.get(IMAGE_REF)
+    }
+
+    /// The ID of the image it was made from.
+    pub fn image_id(&self) -> Option<&'a str> {
+        self.get(IMAGE_ID)
+    }
+
+    /// The registry digest of that image, when a registry knows it.
+    pub fn image_digest(&self) -> Option<&'a str> {
+        self.get(IMAGE_DIGEST)
     }
 
     /// Its configuration hash.

@@ -6,5 +6,6 @@ pub mod contract;
 pub mod labels;
 pub mod recipe;
 pub mod record;
+pub mod registry;
 pub mod spec;
 pub mod versions;

@@ -73,6 +73,10 @@ pub struct StatusReport {
     pub state: String,
     /// Image reference.
     pub image: Option<String>,
+    /// The ID of the image the containers were made from.
+    pub image_id: Option<String>,
+    /// Its registry digest ("REPO@sha256:…"), when a registry knows it.
+    pub image_digest: Option<String>,
     /// Network name.
     pub network: String,
     /// Spark master URL inside the network.
@@ -137,12 +141,20 @@ pub async fn collect<E: Engine>(engine: &E, cluster: &str) -> Result<StatusRepor
 
 /// The image the cluster's containers run, from their labels.
 pub fn image_ref(observed: &Observed) -> Option<String> {
-    // The master's first: it is the one every other container follows.
+    label_of(observed, |l| l.image_ref())
+}
+
+/// The first value `read` finds on the cluster's containers' labels, the
+/// master's first: it is the one every other container follows.
+pub fn label_of(
+    observed: &Observed,
+    read: impl for<'a> Fn(Labelled<'a>) -> Option<&'a str>,
+) -> Option<String> {
     observed
         .master()
         .into_iter()
         .chain(observed.containers.iter())
-        .find_map(|c| Labelled(&c.labels).image_ref().map(str::to_string))
+        .find_map(|c| read(Labelled(&c.labels)).map(str::to_string))
 }
 
 /// The status of a cluster from what was observed (its objects), what its
@@ -220,6 +232,8 @@ pub fn status_of(
         cluster: cluster.to_string(),
         state: state.to_string(),
         image: image_ref(observed),
+        image_id: label_of(observed, |l| l.image_id()),
+        image_digest: label_of(observed, |l| l.image_digest()),
         network: names.network(),
         master_url: names.master_url(),
         workers: WorkerCounts { alive, wanted },

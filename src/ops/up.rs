@@ -72,6 +72,12 @@ pub struct UpReport {
     pub urls: Urls,
     /// Spark master URL inside the network.
     pub master_url: String,
+    /// The image every container runs (its tag).
+    pub image: String,
+    /// The ID of that image, from the containers' labels.
+    pub image_id: Option<String>,
+    /// Its registry digest ("REPO@sha256:…"), when a registry knows it.
+    pub image_digest: Option<String>,
 }
 
 /// What `up` did.
@@ -146,6 +152,8 @@ pub async fn up_with<E: Engine>(
     // Values are checked once the cluster's record is read: a check across
     // settings (an executor's memory against a worker's) needs all of them.
     let cluster = config.cluster_name(&args.name)?;
+    // A registry name that is not one is refused before anything is touched.
+    config.image_settings(&args.image).registry()?;
     let _lock = if dry_run {
         None
     } else {
@@ -160,7 +168,7 @@ pub async fn up_with<E: Engine>(
         // The directory is made (by this user) only once the plan stands.
         spec.host_user = data_dir_owner(dir).or_else(current_user);
     }
-    let build = settings.image.build_settings(false, false);
+    let build = settings.image.build_settings(false, false)?;
     let tag = spec.image.tag();
     observed.image_present = engine.image(&tag).await?.is_some();
     let (resolved, mut notes) = settle(&spec, &observed, &|a, p| engine.port_free(a, p))?;
@@ -209,6 +217,8 @@ pub async fn up_with<E: Engine>(
     progress.finish();
     let names = Names::new(&cluster);
     let wanted: Vec<String> = desired.workers.values().map(|w| w.name.clone()).collect();
+    // Which build of the image the containers run, as their labels say.
+    let made = Observed::read(engine, &cluster, None).await?;
     let report = UpReport {
         schema: 1,
         cluster: cluster.clone(),
@@ -223,6 +233,9 @@ pub async fn up_with<E: Engine>(
         urls: Urls::of_resolved(&resolved, &reference),
         versions: reference,
         master_url: names.master_url(),
+        image: tag.clone(),
+        image_id: crate::ops::status::label_of(&made, |l| l.image_id()),
+        image_digest: crate::ops::status::label_of(&made, |l| l.image_digest()),
     };
     Ok(UpOutcome::Ready(Box::new(UpDone {
         report,

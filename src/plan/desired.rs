@@ -467,6 +467,10 @@ fn template_hash(c: &ContainerSpec) -> String {
     // The record says what the whole cluster is (its worker count too),
     // not what this container is.
     t.labels.remove(labels::RECORD);
+    // Which build of the image it runs is stamped at creation; the image's
+    // tag (its content) is in the hash.
+    t.labels.remove(labels::IMAGE_ID);
+    t.labels.remove(labels::IMAGE_DIGEST);
     spec_hash(&t)
 }
 

@@ -4,6 +4,7 @@
 //! it listens — and reports progress. It makes no
 //! decisions: those were made by `reconcile`.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use futures_util::future::try_join_all;
@@ -11,6 +12,7 @@ use futures_util::future::try_join_all;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::image::{self, BuildSettings};
+use crate::model::labels;
 use crate::model::recipe::ImageRecipe;
 use crate::model::spec::Names;
 use crate::plan::desired;
@@ -30,10 +32,38 @@ pub struct Context<'a> {
     pub timeout: Duration,
 }
 
+/// Labels stamped on each new container by its image: which build of the
+/// image it runs (its ID, and its registry digest when a registry knows it).
+type Stamps = HashMap<String, HashMap<String, String>>;
+
+/// The stamps for the images the plan's new containers use, read once the
+/// image stage is done.
+async fn image_stamps<E: Engine>(engine: &E, plan: &Plan, ctx: &Context<'_>) -> Result<Stamps> {
+    let mut stamps = Stamps::new();
+    for step in &plan.steps {
+        let Action::CreateContainer(spec) = &step.action else {
+            continue;
+        };
+        if stamps.contains_key(&spec.image) {
+            continue;
+        }
+        let mut labels_map = HashMap::new();
+        if let Some(info) = engine.image(&spec.image).await? {
+            labels_map.insert(labels::IMAGE_ID.to_string(), info.id.clone());
+            if let Some(d) = image::digest_of(&info.repo_digests, ctx.settings.registry.as_ref()) {
+                labels_map.insert(labels::IMAGE_DIGEST.to_string(), d);
+            }
+        }
+        stamps.insert(spec.image.clone(), labels_map);
+    }
+    Ok(stamps)
+}
+
 async fn run_step<E: Engine>(
     engine: &E,
     step: &Step,
     ctx: &Context<'_>,
+    stamps: &Stamps,
     progress: &Progress,
 ) -> Result<()> {
     tracing::info!("{step}");
@@ -53,7 +83,11 @@ async fn run_step<E: Engine>(
         }
         Action::RemoveContainer(name) => engine.remove_container(name).await?,
         Action::CreateContainer(spec) => {
-            engine.create_container(spec).await?;
+            let mut spec = spec.clone();
+            if let Some(stamp) = stamps.get(&spec.image) {
+                spec.labels.extend(stamp.clone());
+            }
+            engine.create_container(&spec).await?;
             engine.start_container(&spec.name).await?;
         }
         Action::StartContainer(name) => engine.start_container(name).await?,
@@ -66,6 +100,7 @@ async fn run_stage<E: Engine>(
     plan: &Plan,
     stage: Stage,
     ctx: &Context<'_>,
+    stamps: &Stamps,
     progress: &Progress,
 ) -> Result<()> {
     let steps: Vec<&Step> = plan.stage(stage).collect();
@@ -77,14 +112,14 @@ async fn run_stage<E: Engine>(
     }
     if stage == Stage::Image || stage == Stage::Infrastructure {
         for step in steps {
-            run_step(engine, step, ctx, progress).await?;
+            run_step(engine, step, ctx, stamps, progress).await?;
         }
         return Ok(());
     }
     try_join_all(
         steps
             .into_iter()
-            .map(|s| run_step(engine, s, ctx, progress)),
+            .map(|s| run_step(engine, s, ctx, stamps, progress)),
     )
     .await?;
     Ok(())
@@ -99,11 +134,13 @@ pub async fn execute<E: Engine>(
     progress: &Progress,
 ) -> Result<Instant> {
     let names = Names::new(ctx.cluster);
-    run_stage(engine, plan, Stage::Image, ctx, progress).await?;
+    run_stage(engine, plan, Stage::Image, ctx, &Stamps::new(), progress).await?;
+    let stamps = image_stamps(engine, plan, ctx).await?;
+    let stamps = &stamps;
     // A build has its own pace: the readiness deadline starts after it.
     let deadline = Instant::now() + ctx.timeout;
     for stage in [Stage::Infrastructure, Stage::Removal] {
-        run_stage(engine, plan, stage, ctx, progress).await?;
+        run_stage(engine, plan, stage, ctx, stamps, progress).await?;
     }
     // Jupyter needs the master only when a notebook starts Spark, so it
     // starts together with the master and uses the second core while the
@@ -116,17 +153,17 @@ pub async fn execute<E: Engine>(
     // they start once the master listens (a driver started earlier waits
     // for seconds before it tries the master again).
     let spark = async {
-        run_stage(engine, plan, Stage::Master, ctx, progress).await?;
-        run_stage(engine, plan, Stage::Workers, ctx, progress).await?;
+        run_stage(engine, plan, Stage::Master, ctx, stamps, progress).await?;
+        run_stage(engine, plan, Stage::Workers, ctx, stamps, progress).await?;
         if plan.stage(Stage::Services).next().is_some() {
             wait::wait_master_listening(engine, ctx.cluster, &names.master(), deadline, progress)
                 .await?;
         }
-        run_stage(engine, plan, Stage::Services, ctx, progress).await
+        run_stage(engine, plan, Stage::Services, ctx, stamps, progress).await
     };
     let (spark, jupyter) = tokio::join!(
         spark,
-        run_stage(engine, plan, Stage::Jupyter, ctx, progress)
+        run_stage(engine, plan, Stage::Jupyter, ctx, stamps, progress)
     );
     spark?;
     jupyter?;

@@ -18,7 +18,7 @@ pub const DEFAULT_FILE: &str = "sparkbox.toml";
 /// a wrong type.
 pub const ACCEPTED_KEYS: &str = "\
 [cluster] name (string), workers (integer), cores (integer), memory (string, e.g. \"1g\"), timeout (seconds), history (bool), connect (bool), bind (address)
-[image]   spark_version (string), base_image (string), debian_mirror (string), ca_bundle (path), python_packages (list of strings)
+[image]   spark_version (string), base_image (string), debian_mirror (string), ca_bundle (path), python_packages (list of strings), registry (string)
 [ports]   master_ui, jupyter, app_ui, history, connect (integers)
 [jupyter] token (string)
 [apps]    cores (integer), executor_memory (string), conf (table of \"spark.key\" = \"value\")
@@ -69,6 +69,8 @@ pub struct ImageSection {
     pub ca_bundle: Option<PathBuf>,
     /// Extra Python packages for every container.
     pub python_packages: Option<Vec<String>>,
+    /// A registry to pull the image from before building it.
+    pub registry: Option<String>,
 }
 
 /// `[ports]`: a port given here is fixed, like the flag.
@@ -269,6 +271,7 @@ impl Config {
                 .clone()
                 .or_else(|| f.ca_bundle.as_deref().map(|p| self.relative(p))),
             python_packages,
+            registry: args.registry.clone().or_else(|| f.registry.clone()),
         }
     }
 
@@ -304,9 +307,20 @@ pub struct ImageSettings {
     pub ca_bundle: Option<PathBuf>,
     /// Extra Python packages.
     pub python_packages: Vec<String>,
+    /// The registry to pull from (and push to), as given.
+    pub registry: Option<String>,
 }
 
 impl ImageSettings {
+    /// The registry, checked (None when none is set).
+    pub fn registry(&self) -> Result<Option<crate::model::registry::Registry>> {
+        self.registry
+            .as_deref()
+            .filter(|r| !r.is_empty())
+            .map(crate::model::registry::Registry::parse)
+            .transpose()
+    }
+
     /// The image recipe these settings describe (the Spark release checked
     /// against the version matrix, the packages checked as pip requirements).
     pub fn recipe(&self) -> Result<crate::model::recipe::ImageRecipe> {
@@ -320,13 +334,18 @@ impl ImageSettings {
 
     /// How this machine builds it: the CA bundle and mirror, `force` to
     /// rebuild a present image, `no_cache` to ignore the builder's cache.
-    pub fn build_settings(&self, force: bool, no_cache: bool) -> crate::image::BuildSettings {
-        crate::image::BuildSettings {
+    pub fn build_settings(
+        &self,
+        force: bool,
+        no_cache: bool,
+    ) -> Result<crate::image::BuildSettings> {
+        Ok(crate::image::BuildSettings {
             ca_bundle: self.ca_bundle.clone(),
             debian_mirror: self.debian_mirror.clone(),
             force: force || no_cache,
             no_cache,
-        }
+            registry: self.registry()?,
+        })
     }
 }
 
@@ -793,6 +812,7 @@ impl Settings {
                 debian_mirror: self.image.debian_mirror.clone(),
                 ca_bundle: self.image.ca_bundle.clone(),
                 python_packages: Some(self.image.python_packages.clone()),
+                registry: self.image.registry.clone(),
             },
             ports: PortsSection {
                 master_ui: Some(self.ports.master_ui.port),

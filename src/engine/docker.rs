@@ -282,7 +282,10 @@ impl Engine for DockerEngine {
             .changes(changes)
             .build();
         let body = bollard::body_try_stream(rootfs);
-        let mut stream = self.docker.create_image(Some(options), Some(body), None);
+        // The engine answers once it has written the whole layer: a built
+        // image's filesystem takes longer than the client's usual limit.
+        let docker = self.docker.clone().with_timeout(ARCHIVE_TIMEOUT);
+        let mut stream = docker.create_image(Some(options), Some(body), None);
         while let Some(item) = stream.next().await {
             let info = item.map_err(|e| {
                 engine_error(
@@ -435,6 +438,17 @@ impl Engine for DockerEngine {
         let object = format!("the image {reference}");
         docker
             .export_image(reference)
+            .map(move |item| item.map_err(|e| archive_error(&action, &during, &object, e)))
+            .boxed()
+    }
+
+    fn export_container(&self, name: &str) -> BoxStream<'static, Result<Bytes>> {
+        let docker = self.docker.clone().with_timeout(ARCHIVE_TIMEOUT);
+        let action = format!("export the container {name}");
+        let during = format!("exporting the container {name}");
+        let object = format!("the container {name}");
+        docker
+            .export_container(name)
             .map(move |item| item.map_err(|e| archive_error(&action, &during, &object, e)))
             .boxed()
     }
@@ -1047,6 +1061,23 @@ fn spec_to_body(spec: &ContainerSpec) -> ContainerCreateBody {
             start_interval: None,
         }
     });
+    // No network: no endpoint to alias in (the engine refuses aliases there).
+    let (network_mode, networking_config) = if spec.network.is_empty() {
+        ("none".to_string(), None)
+    } else {
+        (
+            spec.network.clone(),
+            Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(
+                    spec.network.clone(),
+                    EndpointSettings {
+                        aliases: Some(vec![spec.name.clone()]),
+                        ..Default::default()
+                    },
+                )])),
+            }),
+        )
+    };
     ContainerCreateBody {
         hostname: Some(spec.name.clone()),
         image: Some(spec.image.clone()),
@@ -1059,20 +1090,12 @@ fn spec_to_body(spec: &ContainerSpec) -> ContainerCreateBody {
         host_config: Some(HostConfig {
             port_bindings: Some(bindings),
             binds: Some(spec.binds.clone()),
-            network_mode: Some(spec.network.clone()),
+            network_mode: Some(network_mode),
             memory: spec.memory_bytes,
             cpu_shares: spec.cpu_shares,
             ..Default::default()
         }),
-        networking_config: Some(NetworkingConfig {
-            endpoints_config: Some(HashMap::from([(
-                spec.network.clone(),
-                EndpointSettings {
-                    aliases: Some(vec![spec.name.clone()]),
-                    ..Default::default()
-                },
-            )])),
-        }),
+        networking_config,
         ..Default::default()
     }
 }

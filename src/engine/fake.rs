@@ -69,6 +69,8 @@ pub enum Call {
     RemoveImage,
     /// `export_image`.
     ExportImage,
+    /// `export_container`.
+    ExportContainer,
     /// `import_image`.
     ImportImage,
     /// `containers`.
@@ -122,6 +124,7 @@ impl Call {
             Call::RunToCompletion => "run_to_completion",
             Call::RemoveImage => "remove_image",
             Call::ExportImage => "export_image",
+            Call::ExportContainer => "export_container",
             Call::ImportImage => "import_image",
             Call::Containers => "containers",
             Call::Networks => "networks",
@@ -943,6 +946,57 @@ fn measured_versions(build_args: &HashMap<String, String>) -> Option<String> {
     Some(json.to_string())
 }
 
+/// The assignments of the generated recipe in a build context (KEY='value'
+/// lines, as the install script sources them).
+fn recipe_of(context: &[u8]) -> HashMap<String, String> {
+    let path = contract::RECIPE_FILE;
+    let text = file_in_tar(context, path).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(key, quoted)| {
+            let value = quoted
+                .strip_prefix('\'')
+                .and_then(|v| v.strip_suffix('\''))
+                .unwrap_or(quoted)
+                .replace("'\\''", "'");
+            (key.to_string(), value)
+        })
+        .collect()
+}
+
+/// The text of the file `path` in a tar ("/a/b", "./a/b" and "a/b" alike).
+fn file_in_tar(tar: &[u8], path: &str) -> Option<String> {
+    let wanted = path.trim_start_matches('/');
+    let mut archive = tar::Archive::new(tar);
+    for entry in archive.entries().ok()? {
+        let mut entry = entry.ok()?;
+        let name = entry.path().ok()?.to_string_lossy().to_string();
+        if name.trim_start_matches("./").trim_start_matches('/') == wanted {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut text).ok()?;
+            return Some(text);
+        }
+    }
+    None
+}
+
+/// A root filesystem tar holding the versions file (when there is one).
+fn rootfs_tar(versions_file: Option<&str>) -> std::io::Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    if let Some(text) = versions_file {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(text.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder.append_data(
+            &mut header,
+            contract::VERSIONS_FILE.trim_start_matches('/'),
+            text.as_bytes(),
+        )?;
+    }
+    builder.into_inner()
+}
+
 /// The Dockerfile's instructions, continuation lines joined.
 fn instructions(dockerfile: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -1013,23 +1067,6 @@ fn substitute(text: &str, args: &HashMap<String, String>) -> String {
         out = out.replace(&format!("${k}"), v);
     }
     out
-}
-
-fn dockerfile_of(context: &[u8]) -> Option<String> {
-    let mut archive = tar::Archive::new(context);
-    for entry in archive.entries().ok()? {
-        let mut entry = entry.ok()?;
-        let is_dockerfile = entry
-            .path()
-            .ok()
-            .is_some_and(|p| p.to_string_lossy() == "Dockerfile");
-        if is_dockerfile {
-            let mut text = String::new();
-            std::io::Read::read_to_string(&mut entry, &mut text).ok()?;
-            return Some(text);
-        }
-    }
-    None
 }
 
 impl Engine for FakeEngine {
@@ -1142,15 +1179,23 @@ impl Engine for FakeEngine {
         changes: Vec<String>,
     ) -> Result<String> {
         self.gate(Call::ImportRootfs, reference).await?;
+        let mut tar = Vec::new();
         while let Some(chunk) = rootfs.next().await {
-            chunk.map_err(|e| Error::Io(format!("cannot read the root filesystem: {e}")))?;
+            let chunk =
+                chunk.map_err(|e| Error::Io(format!("cannot read the root filesystem: {e}")))?;
+            tar.extend_from_slice(&chunk);
         }
         let labels = changes
             .iter()
             .filter_map(|c| c.strip_prefix("LABEL "))
             .flat_map(label_pairs)
             .collect();
-        Ok(self.add_image(reference, labels))
+        let id = self.add_image(reference, labels);
+        let versions_file = file_in_tar(&tar, contract::VERSIONS_FILE);
+        if let Some(image) = self.st().images.get_mut(&id) {
+            image.versions_file = versions_file;
+        }
+        Ok(id)
     }
 
     async fn build(
@@ -1161,11 +1206,14 @@ impl Engine for FakeEngine {
     ) -> Result<String> {
         self.gate(Call::Build, &request.tag).await?;
         let action = format!("build {}", request.tag);
-        let dockerfile = dockerfile_of(&context).ok_or_else(|| Error::Engine {
+        let dockerfile = file_in_tar(&context, "Dockerfile").ok_or_else(|| Error::Engine {
             action: action.clone(),
             detail: "Cannot locate specified Dockerfile: Dockerfile".into(),
         })?;
         let steps = instructions(&dockerfile);
+        // What the install step reads: the build args and the generated recipe.
+        let mut recipe = request.build_args.clone();
+        recipe.extend(recipe_of(&context));
         let total = u32::try_from(steps.len()).unwrap_or(u32::MAX);
         let mut labels = HashMap::new();
         let mut versions_file = None;
@@ -1197,8 +1245,10 @@ impl Engine for FakeEngine {
                     }
                 }
                 "LABEL" => labels.extend(label_pairs(rest)),
-                "RUN" if rest.contains(contract::VERSIONS_FILE) => {
-                    versions_file = measured_versions(&request.build_args);
+                "RUN" => {
+                    if let Some(measured) = measured_versions(&recipe) {
+                        versions_file = Some(measured);
+                    }
                 }
                 _ => {}
             }
@@ -1273,6 +1323,27 @@ impl Engine for FakeEngine {
             detail: "the fake engine keeps no layers to save".into(),
         };
         futures_util::stream::once(async move { Err(error) }).boxed()
+    }
+
+    fn export_container(&self, name: &str) -> BoxStream<'static, Result<Bytes>> {
+        let mut st = self.st();
+        st.log
+            .push((Call::ExportContainer, format!("export_container {name}")));
+        let action = format!("export the container {name}");
+        let Some(container) = st.containers.get(name) else {
+            let error = gone(&action, name);
+            return futures_util::stream::once(async move { Err(error) }).boxed();
+        };
+        // The fake's filesystems hold one file: the versions file, if any.
+        let versions_file = st
+            .images
+            .get(&container.image_id)
+            .and_then(|i| i.versions_file.clone());
+        let tar = rootfs_tar(versions_file.as_deref()).map_err(|e| Error::Engine {
+            action,
+            detail: e.to_string(),
+        });
+        futures_util::stream::once(async move { tar.map(Bytes::from) }).boxed()
     }
 
     async fn import_image(&self, _archive: ByteStream) -> Result<Vec<String>> {
@@ -1384,7 +1455,7 @@ impl Engine for FakeEngine {
             action: action.clone(),
             detail: format!("No such image: {}", spec.image),
         })?;
-        if !st.networks.contains_key(&spec.network) {
+        if !spec.network.is_empty() && !st.networks.contains_key(&spec.network) {
             return Err(Error::Engine {
                 action,
                 detail: format!("network {} not found", spec.network),
@@ -1834,39 +1905,41 @@ mod tests {
     }
 
     #[test]
-    fn builds_label_from_their_dockerfile_and_the_base() {
+    fn builds_measure_their_recipe_and_an_export_imports_with_labels() {
         rt().block_on(async {
             let e = FakeEngine::new();
-            let tar_of = |dockerfile: &str| {
-                let mut b = tar::Builder::new(Vec::new());
+            let mut b = tar::Builder::new(Vec::new());
+            for (path, text) in [
+                (
+                    "Dockerfile",
+                    "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY . /tmp/ctx/\nRUN sh /tmp/ctx/install \\\n && true\n",
+                ),
+                (
+                    contract::RECIPE_FILE,
+                    "# recipe\nEXPECTED_VERSIONS='{\"java\":\"17\",\"spark\":\"4\"}'\nEXTRA_PYTHON_PACKAGES='tabulate==0.9.0'\n",
+                ),
+            ] {
                 let mut h = tar::Header::new_gnu();
-                h.set_size(dockerfile.len() as u64);
+                h.set_size(text.len() as u64);
                 h.set_mode(0o644);
                 h.set_cksum();
-                b.append_data(&mut h, "Dockerfile", dockerfile.as_bytes())
-                    .expect("append");
-                b.into_inner().expect("tar")
-            };
+                b.append_data(&mut h, path, text.as_bytes()).expect("append");
+            }
+            let context = b.into_inner().expect("tar");
             let mut request = BuildRequest {
                 tag: "x:1-stage".into(),
                 ..Default::default()
             };
             request.build_args.insert("BASE_IMAGE".into(), "debian:b".into());
-            request
-                .build_args
-                .insert("EXPECTED_VERSIONS".into(), r#"{"java":"17","spark":"4"}"#.into());
-            let first = tar_of(&format!(
-                "ARG BASE_IMAGE\nFROM ${{BASE_IMAGE}} AS deps\nRUN m > {} \\\n && true\nFROM scratch\n",
-                contract::VERSIONS_FILE
-            ));
             let mut events = Vec::new();
             let missing = e
-                .build(first.clone(), &request, &mut |ev| events.push(ev))
+                .build(context.clone(), &request, &mut |ev| events.push(ev))
                 .await
                 .expect_err("no base");
             assert!(missing.to_string().contains("debian:b"), "{missing}");
             e.add_image("debian:b", HashMap::new());
-            e.build(first, &request, &mut |ev| events.push(ev))
+            let stage = e
+                .build(context, &request, &mut |ev| events.push(ev))
                 .await
                 .expect("built");
             assert!(events.contains(&BuildEvent::Step {
@@ -1874,15 +1947,21 @@ mod tests {
                 total: 4,
                 text: "ARG BASE_IMAGE".into()
             }));
-            let second = tar_of(&crate::image::label_dockerfile(
-                "x:1-stage",
-                &HashMap::from([("k".to_string(), r#"{"a":"b"}"#.to_string())]),
-            ));
-            let tagged = BuildRequest {
-                tag: "x:1".into(),
+            // A container that never runs, exported into an import.
+            e.create_container(&ContainerSpec {
+                name: "export".into(),
+                image: stage,
                 ..Default::default()
-            };
-            e.build(second, &tagged, &mut |_| {}).await.expect("labelled");
+            })
+            .await
+            .expect("created without a network");
+            let rootfs = e
+                .export_container("export")
+                .map(|c| c.map_err(|err| std::io::Error::other(err.to_string())))
+                .boxed();
+            e.import_rootfs(rootfs, "x:1", vec![r#"LABEL k="{\"a\":\"b\"}""#.into()])
+                .await
+                .expect("imported");
             let img = e.image("x:1").await.expect("ok").expect("present");
             assert_eq!(img.labels.get("k").map(String::as_str), Some(r#"{"a":"b"}"#));
             let out = e
@@ -1890,6 +1969,9 @@ mod tests {
                 .await
                 .expect("ran");
             assert!(out.stdout.contains(r#""java":"17.0.16""#), "{out:?}");
+            assert!(out.stdout.contains(r#""tabulate":"0.9.0""#), "{out:?}");
+            let gone = e.export_container("nothing").next().await;
+            assert!(matches!(gone, Some(Err(Error::Gone { .. }))), "{gone:?}");
         });
     }
 }

@@ -180,7 +180,7 @@ pub struct ContainerSpec {
     pub env: Vec<(String, String)>,
     /// Labels.
     pub labels: HashMap<String, String>,
-    /// The network to join.
+    /// The network to join; empty: none (a container that is never started).
     pub network: String,
     /// Published ports.
     pub ports: Vec<PortPublish>,
@@ -345,6 +345,10 @@ pub trait Engine {
     /// The image `reference` as the engine's save archive (what `docker save`
     /// writes: an uncompressed tar), streamed as the engine sends it.
     fn export_image(&self, reference: &str) -> BoxStream<'static, Result<Bytes>>;
+
+    /// The root filesystem of the container `name` as an uncompressed tar
+    /// (what `docker export` writes), streamed as the engine sends it.
+    fn export_container(&self, name: &str) -> BoxStream<'static, Result<Bytes>>;
 
     /// Loads a save archive streamed from `archive` (what `docker load`
     /// does) and returns the engine's messages ("Loaded image: …").

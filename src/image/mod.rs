@@ -8,11 +8,14 @@ pub mod registry;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::engine::{BuildEvent, BuildRequest, Engine};
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+use crate::engine::{BuildEvent, BuildRequest, ByteStream, ContainerSpec, Engine};
 use crate::error::{Error, Result};
-use crate::model::labels;
 use crate::model::recipe::{ImageRecipe, IMAGE_FILES};
 use crate::model::versions::{self, Versions};
+use crate::model::{contract, labels};
 use crate::progress::Progress;
 
 /// The name the CA bundle has in the build context (never in the image).
@@ -80,8 +83,9 @@ pub fn find_ca_bundle(flag: Option<&Path>) -> Result<Option<PathBuf>> {
     Ok(from_env.chain(system).find(|p| p.is_file()))
 }
 
-/// The in-memory tar build context: the embedded files plus the CA bundle.
-pub fn build_context(ca_bundle: &[u8]) -> Result<Vec<u8>> {
+/// The in-memory tar build context: the embedded files, the generated
+/// recipe and the CA bundle.
+pub fn build_context(ca_bundle: &[u8], recipe_env: &str) -> Result<Vec<u8>> {
     let mut builder = tar::Builder::new(Vec::new());
     let mut add = |path: &str, contents: &[u8], mode: u32| -> Result<()> {
         let mut header = tar::Header::new_gnu();
@@ -96,18 +100,26 @@ pub fn build_context(ca_bundle: &[u8]) -> Result<Vec<u8>> {
     for f in IMAGE_FILES {
         add(f.path, f.contents, f.mode)?;
     }
+    add(contract::RECIPE_FILE, recipe_env.as_bytes(), 0o644)?;
     add(CA_FILE_IN_CONTEXT, ca_bundle, 0o644)?;
     builder
         .into_inner()
         .map_err(|e| Error::Io(format!("cannot make the build context: {e}")))
 }
 
-/// The build arguments for `recipe`, with the host's proxy and index settings.
-pub fn build_args(recipe: &ImageRecipe) -> HashMap<String, String> {
+/// The recipe file of the build context: what the install step needs to
+/// know, as shell assignments it sources — one file, so one COPY step where
+/// each build argument was a step of its own. The package index comes from
+/// the user's own pip settings, if any.
+pub fn recipe_env(recipe: &ImageRecipe) -> String {
     let e = recipe.entry;
     let expected = serde_json::to_string(&recipe.entry.expected()).unwrap_or_default();
-    let mut args: HashMap<String, String> = [
-        ("BASE_IMAGE", recipe.base_image.as_str()),
+    let extra = recipe.extra_packages.join(" ");
+    let index = std::env::var("PIP_INDEX_URL").unwrap_or_default();
+    let mut text = String::from(
+        "# Written by sparkbox for build/install-deps.sh; deleted in the step that reads it.\n",
+    );
+    for (key, value) in [
         ("PYSPARK_VERSION", e.pyspark),
         ("PY4J_VERSION", e.py4j),
         ("NUMPY_VERSION", e.numpy),
@@ -116,19 +128,23 @@ pub fn build_args(recipe: &ImageRecipe) -> HashMap<String, String> {
         ("JUPYTERLAB_VERSION", e.jupyterlab),
         ("JAVA_PACKAGE", e.java_package),
         ("EXPECTED_VERSIONS", expected.as_str()),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    args.insert(
-        "EXTRA_PYTHON_PACKAGES".into(),
-        recipe.extra_packages.join(" "),
-    );
-    // The package index comes from the user's own pip settings, if any.
-    args.insert(
-        "PIP_INDEX_URL".into(),
-        std::env::var("PIP_INDEX_URL").unwrap_or_default(),
-    );
+        ("EXTRA_PYTHON_PACKAGES", extra.as_str()),
+        ("PIP_INDEX_URL", index.as_str()),
+    ] {
+        text.push_str(&format!("{key}={}\n", shell_quote(value)));
+    }
+    text
+}
+
+/// `value` in single quotes for a POSIX shell (a quote inside as '\'').
+fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "'\\''"))
+}
+
+/// The build arguments: the base image, and the host's proxies, which the
+/// builder takes as predefined arguments and keeps out of the history.
+pub fn build_args(recipe: &ImageRecipe) -> HashMap<String, String> {
+    let mut args = HashMap::from([("BASE_IMAGE".to_string(), recipe.base_image.clone())]);
     for var in PROXY_VARIABLES {
         if let Ok(value) = std::env::var(var) {
             if !value.is_empty() {
@@ -137,6 +153,34 @@ pub fn build_args(recipe: &ImageRecipe) -> HashMap<String, String> {
         }
     }
     args
+}
+
+/// The settings of the final image: the lines of images/jupyter-spark's
+/// image.conf, then one LABEL line per label (sorted), as an import's
+/// `changes`.
+pub fn image_changes(labels_map: &HashMap<String, String>) -> Vec<String> {
+    let config = IMAGE_FILES
+        .iter()
+        .find(|f| f.path == contract::IMAGE_CONFIG_FILE)
+        .map(|f| String::from_utf8_lossy(f.contents).into_owned())
+        .unwrap_or_default();
+    let mut changes: Vec<String> = config
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect();
+    let mut keys: Vec<&String> = labels_map.keys().collect();
+    keys.sort();
+    for key in keys {
+        let value = labels_map[key]
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('$', "\\$")
+            .replace('\n', " ");
+        changes.push(format!("LABEL {key}=\"{value}\""));
+    }
+    changes
 }
 
 /// The outcome of `ensure_image`.
@@ -234,63 +278,22 @@ pub async fn ensure_image<E: Engine>(
         }
         None => Vec::new(),
     };
-    let context = build_context(&ca)?;
-    let stage_tag = format!("{tag}-unlabelled");
+    let context = build_context(&ca, &recipe_env(recipe))?;
+    let stage_tag = format!("{tag}-stage");
     let request = BuildRequest {
         tag: stage_tag.clone(),
         build_args: build_args(recipe),
-        // Labels go on in the second build, in one step: the classic builder
-        // turns every API label into a step of its own.
+        // Labels go on at the import: the classic builder turns every API
+        // label into a step of its own.
         labels: HashMap::new(),
         no_cache: settings.no_cache,
     };
     progress.phase(&format!("building {tag}"));
     let stage_id = run_build(engine, context, &request, &tag, progress).await?;
-
-    progress.phase("reading the versions the image measured");
-    let measured = read_versions_file(engine, &stage_id).await?;
-    let diffs = versions::compare_with_matrix(&recipe.entry.expected(), &measured);
-    if !diffs.is_empty() {
-        engine.remove_image(&stage_tag).await.ok();
-        return Err(Error::VersionMismatch {
-            image: tag,
-            differences: versions::render_differences(&diffs),
-        });
-    }
-
-    // A second, one-line build stamps the measured values as labels.
-    progress.phase("labelling the image with its measured versions");
-    let mut version_labels = HashMap::from([
-        (labels::IMAGE.to_string(), "jupyter-spark".to_string()),
-        (labels::IMAGE_HASH.to_string(), recipe.content_hash()),
-        (
-            labels::VERSIONS.to_string(),
-            serde_json::to_string(&measured).unwrap_or_default(),
-        ),
-    ]);
-    for (key, value) in measured.values.iter().chain(measured.extra.iter()) {
-        version_labels.insert(format!("{}{key}", labels::VERSION_PREFIX), value.clone());
-    }
-    let label_context = {
-        let dockerfile = label_dockerfile(&stage_tag, &version_labels);
-        let mut builder = tar::Builder::new(Vec::new());
-        let mut header = tar::Header::new_gnu();
-        header.set_size(dockerfile.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        builder
-            .append_data(&mut header, "Dockerfile", dockerfile.as_bytes())
-            .and_then(|_| builder.into_inner())
-            .map_err(|e| Error::Io(format!("cannot make the label context: {e}")))?
-    };
-    let label_request = BuildRequest {
-        tag: tag.clone(),
-        build_args: HashMap::new(),
-        labels: HashMap::new(),
-        no_cache: false,
-    };
-    let id = run_build(engine, label_context, &label_request, &tag, progress).await?;
+    let result = finish_image(engine, recipe, &stage_id, &tag, progress).await;
+    // The stage is a step on the way: none of its 1.5 GB is left behind.
     engine.remove_image(&stage_tag).await.ok();
+    let (id, measured) = result?;
     let size = engine.image(&tag).await?.map(|i| i.size).unwrap_or(0);
     Ok(BuiltImage {
         tag,
@@ -303,21 +306,86 @@ pub async fn ensure_image<E: Engine>(
     })
 }
 
-/// A Dockerfile that adds all `labels` to `from` in a single LABEL step.
-pub fn label_dockerfile(from: &str, labels_map: &HashMap<String, String>) -> String {
-    let mut keys: Vec<&String> = labels_map.keys().collect();
-    keys.sort();
-    let mut text = format!("FROM {from}\nLABEL");
-    for key in keys {
-        let value = labels_map[key]
-            .replace('\\', "\\\\")
-            .replace('"', "\\\"")
-            .replace('$', "\\$")
-            .replace('\n', " ");
-        text.push_str(&format!(" \\\n    {key}=\"{value}\""));
+/// Checks the versions the built stage measured and makes the image `tag`
+/// from its root filesystem: exported from a container that never runs and
+/// imported with image.conf's settings and the labels, in one call. The
+/// import holds the files as the build left them (the CA bundle deleted) in
+/// one layer whose history says only "Imported": no step of the build, where
+/// the CA was, survives — and no COPY of the whole tree, which cost ~100 s.
+async fn finish_image<E: Engine>(
+    engine: &E,
+    recipe: &ImageRecipe,
+    stage_id: &str,
+    tag: &str,
+    progress: &Progress,
+) -> Result<(String, Versions)> {
+    progress.phase("reading the versions the image measured");
+    let measured = read_versions_file(engine, stage_id).await?;
+    let diffs = versions::compare_with_matrix(&recipe.entry.expected(), &measured);
+    if !diffs.is_empty() {
+        return Err(Error::VersionMismatch {
+            image: tag.to_string(),
+            differences: versions::render_differences(&diffs),
+        });
     }
-    text.push('\n');
-    text
+    let mut image_labels = HashMap::from([
+        (labels::IMAGE.to_string(), "jupyter-spark".to_string()),
+        (labels::IMAGE_HASH.to_string(), recipe.content_hash()),
+        (
+            labels::VERSIONS.to_string(),
+            serde_json::to_string(&measured).unwrap_or_default(),
+        ),
+    ]);
+    for (key, value) in measured.values.iter().chain(measured.extra.iter()) {
+        image_labels.insert(format!("{}{key}", labels::VERSION_PREFIX), value.clone());
+    }
+
+    progress.phase("making the image: one layer with its settings and measured versions");
+    let container = format!("sparkbox-export-{}", labels::random_suffix());
+    engine
+        .create_container(&ContainerSpec {
+            name: container.clone(),
+            image: stage_id.to_string(),
+            labels: HashMap::from([(labels::TEMPORARY.to_string(), "true".to_string())]),
+            ..Default::default()
+        })
+        .await?;
+    let (rootfs, export_error) = rootfs_of(engine, &container);
+    let imported = engine
+        .import_rootfs(rootfs, tag, image_changes(&image_labels))
+        .await;
+    engine.remove_container(&container).await.ok();
+    // A failed export shows at the import as a broken body: say which it was.
+    let export_error = export_error.lock().ok().and_then(|mut e| e.take());
+    match (imported, export_error) {
+        (Ok(id), None) => Ok((id, measured)),
+        (_, Some(e)) | (Err(e), None) => {
+            engine.remove_image(tag).await.ok();
+            Err(e)
+        }
+    }
+}
+
+/// Where the export's own error is kept when it fails half-way.
+type ExportError = std::sync::Arc<std::sync::Mutex<Option<Error>>>;
+
+/// The export of `container` as an import's body, and its error's slot.
+fn rootfs_of<E: Engine>(engine: &E, container: &str) -> (ByteStream, ExportError) {
+    let slot: ExportError = Default::default();
+    let keep = slot.clone();
+    let stream = engine
+        .export_container(container)
+        .map(move |item: Result<Bytes>| {
+            item.map_err(|e| {
+                let text = e.to_string();
+                if let Ok(mut kept) = keep.lock() {
+                    kept.get_or_insert(e);
+                }
+                std::io::Error::other(text)
+            })
+        })
+        .boxed();
+    (stream, slot)
 }
 
 /// Reads /opt/sparkbox/versions.json from an image.
@@ -401,20 +469,65 @@ mod tests {
     use crate::model::versions::MATRIX;
 
     #[test]
-    fn labels_are_one_step_with_escaped_values() {
+    fn changes_are_the_old_final_stage_then_one_escaped_label_a_line() {
         let labels = HashMap::from([
-            ("b.key".to_string(), r#"{"spark":"4.3.0"}"#.to_string()),
+            (
+                "b.key".to_string(),
+                r#"{"spark":"4.3.0"} $HOME"#.to_string(),
+            ),
             ("a.key".to_string(), "plain".to_string()),
         ]);
+        let changes = image_changes(&labels);
+        // What the final stage of the Dockerfile said before the import
+        // took its place: the same settings, in the same order.
+        let settings = [
+            "ENV PATH=/opt/sparkbox/venv/bin:/opt/sparkbox/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "ENV JAVA_HOME=/opt/sparkbox/java",
+            "ENV SPARK_HOME=/opt/sparkbox/spark",
+            "ENV SPARK_CONF_DIR=/home/spark/.sparkbox/spark-conf",
+            "ENV PYSPARK_PYTHON=/opt/sparkbox/venv/bin/python",
+            "ENV PYSPARK_DRIVER_PYTHON=/opt/sparkbox/venv/bin/python",
+            "ENV PYTHONUNBUFFERED=1",
+            "ENV LANG=C.UTF-8",
+            "USER spark",
+            "WORKDIR /home/spark",
+            r#"ENTRYPOINT ["/usr/bin/tini", "--", "/opt/sparkbox/bin/entrypoint"]"#,
+            r#"CMD ["jupyter"]"#,
+        ];
+        assert_eq!(&changes[..settings.len()], settings);
         assert_eq!(
-            label_dockerfile("img:1", &labels),
-            "FROM img:1\nLABEL \\\n    a.key=\"plain\" \\\n    b.key=\"{\\\"spark\\\":\\\"4.3.0\\\"}\"\n"
+            &changes[settings.len()..],
+            [
+                r#"LABEL a.key="plain""#,
+                r#"LABEL b.key="{\"spark\":\"4.3.0\"} \$HOME""#
+            ]
         );
     }
 
     #[test]
-    fn context_holds_files_and_ca_but_args_hold_no_ca() {
-        let ctx = build_context(b"PEM").expect("context");
+    fn the_recipe_reads_back_in_a_shell_as_written() {
+        let text = recipe_env(&recipe(vec!["tabulate==0.9.0", "rich"]));
+        let odd = "http://u:p'w@index.invalid/simple $x \"q\"";
+        let script = format!(
+            "{text}ODD={}\nprintf '%s\\n' \"$PYSPARK_VERSION\" \"$EXTRA_PYTHON_PACKAGES\" \"$EXPECTED_VERSIONS\" \"$ODD\"",
+            shell_quote(odd)
+        );
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .output()
+            .expect("sh runs");
+        let printed = String::from_utf8_lossy(&out.stdout);
+        let lines: Vec<&str> = printed.lines().collect();
+        assert_eq!(lines[0], MATRIX[0].pyspark);
+        assert_eq!(lines[1], "tabulate==0.9.0 rich");
+        let expected: serde_json::Value = serde_json::from_str(lines[2]).expect("json");
+        assert_eq!(expected["py4j"], MATRIX[0].py4j);
+        assert_eq!(lines[3], odd);
+    }
+
+    #[test]
+    fn context_holds_files_recipe_and_ca_but_args_only_base_and_proxies() {
+        let ctx = build_context(b"PEM", "PYSPARK_VERSION='9'\n").expect("context");
         let mut archive = tar::Archive::new(ctx.as_slice());
         let names: Vec<String> = archive
             .entries()
@@ -422,20 +535,22 @@ mod tests {
             .flatten()
             .filter_map(|e| e.path().ok().map(|p| p.to_string_lossy().to_string()))
             .collect();
-        assert!(names.contains(&"Dockerfile".to_string()));
-        assert!(names.contains(&CA_FILE_IN_CONTEXT.to_string()));
+        for name in [
+            "Dockerfile",
+            CA_FILE_IN_CONTEXT,
+            contract::RECIPE_FILE,
+            contract::IMAGE_CONFIG_FILE,
+            "build/install-deps.sh",
+        ] {
+            assert!(names.contains(&name.to_string()), "{name} in {names:?}");
+        }
         let args = build_args(&recipe(vec![]));
         assert_eq!(
-            args.get("PYSPARK_VERSION").map(String::as_str),
-            Some(MATRIX[0].pyspark)
+            args.get("BASE_IMAGE").map(String::as_str),
+            Some(crate::model::recipe::DEFAULT_BASE_IMAGE)
         );
-        assert!(args.values().all(|v| !v.contains("PEM")));
-        let expected: serde_json::Value = serde_json::from_str(
-            args.get("EXPECTED_VERSIONS")
-                .map(String::as_str)
-                .unwrap_or(""),
-        )
-        .expect("json");
-        assert_eq!(expected["py4j"], MATRIX[0].py4j);
+        assert!(args
+            .keys()
+            .all(|k| k == "BASE_IMAGE" || PROXY_VARIABLES.contains(&k.as_str())));
     }
 }

@@ -14,6 +14,23 @@ pub const MEASURE_VERSIONS: &str = "/opt/sparkbox/bin/measure-versions";
 /// The versions measured at build time.
 pub const VERSIONS_FILE: &str = "/opt/sparkbox/versions.json";
 
+/// Where the build copies its context (the install script reads it there and
+/// deletes it, CA bundle and recipe included, in the same step).
+pub const BUILD_CONTEXT_DIR: &str = "/tmp/sparkbox-build";
+/// The generated recipe in the build context: pins, expected versions, extra
+/// packages and the pip index, as shell assignments for build/install-deps.sh.
+pub const RECIPE_FILE: &str = "build/recipe.env";
+/// The final image's settings in images/jupyter-spark (ENV, USER, WORKDIR,
+/// ENTRYPOINT, CMD: one Dockerfile instruction a line), given to the engine
+/// when the built root filesystem is imported as the image.
+pub const IMAGE_CONFIG_FILE: &str = "image.conf";
+/// The user the image's containers run as.
+pub const IMAGE_USER: &str = "spark";
+/// The image's working directory (the `spark` user's home).
+pub const IMAGE_WORKDIR: &str = "/home/spark";
+/// The image's entrypoint (exec form).
+pub const IMAGE_ENTRYPOINT: &[&str] = &["/usr/bin/tini", "--", "/opt/sparkbox/bin/entrypoint"];
+
 /// Uid the containers' `spark` user takes (the data directory's owner).
 pub const ENV_UID: &str = "SPARKBOX_UID";
 /// Gid the containers' `spark` user takes.
@@ -134,7 +151,47 @@ mod tests {
             );
         }
         let dockerfile = image_file("Dockerfile");
-        assert!(dockerfile.contains(&format!("COPY bin/ {BIN_DIR}/")));
-        assert!(dockerfile.contains(VERSIONS_FILE));
+        assert!(dockerfile.contains(&format!("COPY . {BUILD_CONTEXT_DIR}/")));
+        let script = image_file("build/install-deps.sh");
+        assert!(script.contains(&format!("CTX={BUILD_CONTEXT_DIR}\n")));
+        assert!(script.contains(&format!("\"$CTX/{RECIPE_FILE}\"")));
+        assert!(script.contains(&format!("\"$CTX/{IMAGE_CONFIG_FILE}\"")));
+        assert!(script.contains(&format!("mkdir -p {BIN_DIR}\n")));
+        assert!(script.contains(&format!("> {VERSIONS_FILE}\n")));
+        // The context copy (CA bundle, recipe) goes in the step that used it.
+        assert!(script.contains("rm -rf /root/.cache /tmp/*"));
+    }
+
+    #[test]
+    fn the_image_config_runs_the_entrypoint_as_the_user_of_the_table() {
+        let config = image_file(IMAGE_CONFIG_FILE);
+        let lines: Vec<&str> = config
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .collect();
+        let entrypoint = serde_json::to_string(IMAGE_ENTRYPOINT).expect("json");
+        assert!(lines.contains(&format!("USER {IMAGE_USER}").as_str()));
+        assert!(lines.contains(&format!("WORKDIR {IMAGE_WORKDIR}").as_str()));
+        assert!(lines.contains(&format!("ENTRYPOINT {}", entrypoint.replace(',', ", ")).as_str()));
+        assert!(IMAGE_ENTRYPOINT.contains(&format!("{BIN_DIR}/entrypoint").as_str()));
+        let path = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("ENV PATH="))
+            .expect("ENV PATH");
+        assert!(path.split(':').any(|d| d == BIN_DIR), "{path}");
+        for line in &lines {
+            let word = line.split_whitespace().next().unwrap_or("");
+            assert!(
+                ["ENV", "USER", "WORKDIR", "ENTRYPOINT", "CMD"].contains(&word),
+                "{line}: not a setting an import takes"
+            );
+            // The install script splits the ENV lines on blanks to measure.
+            if let Some(assignment) = line.strip_prefix("ENV ") {
+                assert!(
+                    assignment.contains('=') && !assignment.contains(char::is_whitespace),
+                    "{line}"
+                );
+            }
+        }
     }
 }

@@ -1,20 +1,29 @@
 #!/bin/sh
-# Runs once in the `deps` build stage (as root). Installs Java, Python, a venv
-# with the pinned packages, creates the `spark` user, and cleans up. The
-# optional CA bundle /tmp/sparkbox-ca.crt is trusted by apt and pip during this
-# script only and deleted at the end.
+# The one RUN of the build (as root): installs Java, Python, a venv with the
+# pinned packages, creates the `spark` user, installs bin/, measures the
+# versions (the build fails when they differ from the matrix), and deletes the
+# build context copy — the CA bundle and the recipe with it — and all caches.
+# The optional CA bundle is trusted by apt and pip during this script only.
 set -eu
 
-: "${PYSPARK_VERSION:?build arg PYSPARK_VERSION is required}"
-: "${PY4J_VERSION:?build arg PY4J_VERSION is required}"
-: "${NUMPY_VERSION:?build arg NUMPY_VERSION is required}"
-: "${PANDAS_VERSION:?build arg PANDAS_VERSION is required}"
-: "${PYARROW_VERSION:?build arg PYARROW_VERSION is required}"
-: "${JUPYTERLAB_VERSION:?build arg JUPYTERLAB_VERSION is required}"
+CTX=/tmp/sparkbox-build
+# The recipe sparkbox writes into the context: the pins, EXPECTED_VERSIONS,
+# EXTRA_PYTHON_PACKAGES and PIP_INDEX_URL, as shell assignments. (Proxies are
+# the builder's predefined build args, in the environment already.)
+if [ -f "$CTX/build/recipe.env" ]; then
+    . "$CTX/build/recipe.env"
+fi
+: "${PYSPARK_VERSION:?PYSPARK_VERSION is required (build/recipe.env)}"
+: "${PY4J_VERSION:?PY4J_VERSION is required (build/recipe.env)}"
+: "${NUMPY_VERSION:?NUMPY_VERSION is required (build/recipe.env)}"
+: "${PANDAS_VERSION:?PANDAS_VERSION is required (build/recipe.env)}"
+: "${PYARROW_VERSION:?PYARROW_VERSION is required (build/recipe.env)}"
+: "${JUPYTERLAB_VERSION:?JUPYTERLAB_VERSION is required (build/recipe.env)}"
 JAVA_PACKAGE="${JAVA_PACKAGE:-openjdk-17-jre-headless}"
 EXTRA_PYTHON_PACKAGES="${EXTRA_PYTHON_PACKAGES:-}"
+EXPECTED_VERSIONS="${EXPECTED_VERSIONS:-}"
 
-CA=/tmp/sparkbox-ca.crt
+CA="$CTX/sparkbox-ca.crt"
 VENV=/opt/sparkbox/venv
 export DEBIAN_FRONTEND=noninteractive
 
@@ -29,6 +38,9 @@ path-exclude=/usr/share/info/*
 path-exclude=/usr/share/lintian/*
 path-exclude=/usr/share/locale/*
 EOF
+# No fsync per file while unpacking: a crash of the build loses nothing
+# worth keeping, and fsync is slow on overlay storage. Build-time only.
+echo force-unsafe-io > /etc/dpkg/dpkg.cfg.d/02-sparkbox-build-unsafe-io
 cat > /etc/apt/apt.conf.d/01-sparkbox <<'EOF'
 APT::Install-Recommends "false";
 APT::Install-Suggests "false";
@@ -63,7 +75,7 @@ ln -sfn "${java_bin%/bin/java}" /opt/sparkbox/java
 python3 -m venv "$VENV"
 
 # pip: an empty PIP_INDEX_URL means "pip's own default".
-if [ -z "${PIP_INDEX_URL:-}" ]; then unset PIP_INDEX_URL; fi
+if [ -z "${PIP_INDEX_URL:-}" ]; then unset PIP_INDEX_URL; else export PIP_INDEX_URL; fi
 export PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 \
        PIP_DEFAULT_TIMEOUT=120 PIP_PROGRESS_BAR=off
 if [ -s "$CA" ]; then
@@ -110,5 +122,30 @@ done
 printf '%s\n' $names > /opt/sparkbox/extra-packages
 chmod 0644 /opt/sparkbox/extra-packages
 
-# ---- cleanup: CA, caches --------------------------------------------------
+# ---- bin/ ------------------------------------------------------------------
+mkdir -p /opt/sparkbox/bin
+cp -R "$CTX/bin/." /opt/sparkbox/bin/
+rm -rf /opt/sparkbox/bin/__pycache__
+chmod 0755 /opt/sparkbox/bin/*
+mkdir -p /home/spark/.ipython/profile_default/startup
+ln -sf /opt/sparkbox/bin/kernel-startup.py /home/spark/.ipython/profile_default/startup/00-sparkbox.py
+chown -R spark:spark /home/spark/.ipython
+
+# ---- measure: the versions, and the daemons' java command ------------------
+# The final image's ENV (image.conf), so what is measured is what runs.
+# shellcheck disable=SC2046  # the values hold no spaces
+set -- $(sed -n 's/^ENV //p' "$CTX/image.conf")
+env -i "$@" HOME=/root \
+    /opt/sparkbox/bin/measure-versions --full --check "$EXPECTED_VERSIONS" > /opt/sparkbox/versions.json
+chmod 0644 /opt/sparkbox/versions.json
+echo "versions.json: $(cat /opt/sparkbox/versions.json)"
+env -i "$@" HOME=/root SPARK_PRINT_LAUNCH_COMMAND=1 \
+    spark-class org.apache.spark.deploy.master.Master --help 2>&1 \
+  | sed -n 's/^Spark Command: \(.*\) org\.apache\.spark\.deploy\.master\.Master --help$/\1/p' \
+  > /opt/sparkbox/daemon-java-cmd
+test -s /opt/sparkbox/daemon-java-cmd
+chmod 0644 /opt/sparkbox/daemon-java-cmd
+
+# ---- cleanup: the context (CA, recipe), caches, build-time settings --------
+rm -f /etc/dpkg/dpkg.cfg.d/02-sparkbox-build-unsafe-io
 rm -rf /root/.cache /tmp/* /tmp/.[!.]* /var/tmp/*

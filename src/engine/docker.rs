@@ -9,10 +9,10 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
-    ImportImageOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
-    ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    RemoveImageOptionsBuilder, RemoveVolumeOptionsBuilder, ResizeExecOptionsBuilder,
-    StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+    ImportImageOptionsBuilder, ListContainersOptionsBuilder, ListImagesOptionsBuilder,
+    ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, RemoveVolumeOptionsBuilder,
+    ResizeExecOptionsBuilder, StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use bollard::Docker;
 use bytes::Bytes;
@@ -21,7 +21,7 @@ use futures_util::StreamExt;
 
 use super::{
     BuildEvent, BuildRequest, ByteStream, ContainerSpec, ContainerState, Engine, EngineInfo,
-    ExecChunk, ExecRequest, ExecSession, ImageInfo, RunOutput, SystemInfo,
+    ExecChunk, ExecRequest, ExecSession, ImageInfo, ImageSummary, RunOutput, SystemInfo,
 };
 use crate::error::{Error, Result};
 use crate::model::labels;
@@ -422,6 +422,75 @@ impl Engine for DockerEngine {
         Ok(messages)
     }
 
+    async fn images(&self, labels: &[(&str, &str)]) -> Result<Vec<ImageSummary>> {
+        let options = ListImagesOptionsBuilder::new()
+            .all(true)
+            .filters(&label_filter(labels))
+            .build();
+        let list = self
+            .docker
+            .list_images(Some(options))
+            .await
+            .map_err(|e| engine_error("list images", "the image list", e))?;
+        Ok(list
+            .into_iter()
+            .map(|i| ImageSummary {
+                id: i.id,
+                parent_id: Some(i.parent_id).filter(|p| !p.is_empty()),
+                // Older engines list an untagged image as "<none>:<none>".
+                repo_tags: i
+                    .repo_tags
+                    .into_iter()
+                    .filter(|t| t != "<none>:<none>")
+                    .collect(),
+                labels: i.labels,
+                size: i.size,
+                created: i.created,
+            })
+            .collect())
+    }
+
+    async fn image_history(&self, reference: &str) -> Result<Vec<String>> {
+        let steps = self.docker.image_history(reference).await.map_err(|e| {
+            engine_error(
+                format!("read the history of {reference}"),
+                format!("the image {reference}"),
+                e,
+            )
+        })?;
+        Ok(steps.into_iter().map(|s| s.created_by).collect())
+    }
+
+    async fn remove_image_unforced(&self, reference: &str) -> Result<()> {
+        let options = RemoveImageOptionsBuilder::new()
+            .force(false)
+            .noprune(false)
+            .build();
+        match self
+            .docker
+            .remove_image(reference, Some(options), None)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            // "conflict: unable to remove repository reference … - container
+            // … is using its referenced image …", "image has dependent child
+            // images": the engine's own safety net.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409,
+                message,
+            }) => Err(Error::InUse {
+                image: reference.to_string(),
+                detail: message,
+            }),
+            Err(e) => Err(engine_error(
+                format!("remove image {reference}"),
+                format!("the image {reference}"),
+                e,
+            )),
+        }
+    }
+
     async fn containers(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerState>> {
         let options = ListContainersOptionsBuilder::new()
             .all(true)
@@ -454,6 +523,7 @@ impl Engine for DockerEngine {
                         .collect(),
                     status,
                     created: c.created.unwrap_or(0),
+                    image_id: c.image_id.unwrap_or_default(),
                 }
             })
             .collect())

@@ -7,6 +7,7 @@ pub mod config_cmd;
 pub mod doctor;
 pub mod exec;
 pub mod image_io;
+pub mod image_prune;
 pub mod lifecycle;
 pub mod logs;
 pub mod roster;
@@ -57,6 +58,10 @@ pub fn interrupt_hint(command: &Command, config: &Config) -> String {
             "the image may or may not be loaded; `sparkbox image load {}` again finishes it (it leaves a loaded image as it is)",
             file.display()
         ),
+        Command::Image(ImageCommand::Prune(_)) => {
+            "some images may be removed already; `sparkbox image prune` again removes the rest"
+                .to_string()
+        }
         _ => "nothing was changed".to_string(),
     }
 }
@@ -141,6 +146,7 @@ async fn dispatch(cli: Cli, cfg: &Config, progress: &Progress) -> Result<()> {
         Command::Image(ImageCommand::Load { file }) => {
             image_io::load(conn, file, cfg, progress).await
         }
+        Command::Image(ImageCommand::Prune(args)) => image_prune::run(conn, args, cfg).await,
         Command::Versions => {
             build::print_versions();
             Ok(())

@@ -195,6 +195,35 @@ pub fn clusters_finding(clusters: &[(String, String)]) -> Finding {
     )
 }
 
+/// The space `command` (`sparkbox image prune`) would free: the sparkbox
+/// images and build stages of `plan` — the plan that command makes.
+pub fn reclaim_finding(plan: &crate::ops::prune::PrunePlan, command: &str) -> Finding {
+    let (images, stages) = plan.counts();
+    if images + stages == 0 {
+        return finding(
+            Level::Ok,
+            "images: every sparkbox image is in use or current; nothing to prune",
+        );
+    }
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    let what = match (images, stages) {
+        (i, 0) => plural(i, "sparkbox image"),
+        (0, s) => plural(s, "sparkbox build stage"),
+        (i, s) => format!(
+            "{} and {}",
+            plural(i, "sparkbox image"),
+            plural(s, "build stage")
+        ),
+    };
+    finding(
+        Level::Ok,
+        format!(
+            "images: {what} ({}) no cluster uses — `{command}` frees them",
+            crate::image::human_size(plan.total())
+        ),
+    )
+}
+
 /// Every finding for a cluster of `settings` built from `recipe` on
 /// `engine`, in the order `doctor` prints them; `python` is the host
 /// interpreter a Spark Connect client would run in.

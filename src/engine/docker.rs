@@ -107,6 +107,27 @@ impl DockerEngine {
             host: host.clone(),
             detail: root_cause(&e),
         })?;
+        DockerEngine::negotiate(docker, host).await
+    }
+
+    /// Connects to the engine on the Unix socket `socket` ("unix:///…" or a
+    /// path), whatever DOCKER_HOST says: for the tests that run engines of
+    /// their own beside the machine's (one per lab node).
+    pub async fn connect_to_socket(socket: &str) -> Result<DockerEngine> {
+        let host = if socket.starts_with("unix://") {
+            socket.to_string()
+        } else {
+            format!("unix://{socket}")
+        };
+        let docker = Docker::connect_with_socket(&host, 120, bollard::API_DEFAULT_VERSION)
+            .map_err(|e| Error::DockerUnreachable {
+                host: host.clone(),
+                detail: root_cause(&e),
+            })?;
+        DockerEngine::negotiate(docker, host).await
+    }
+
+    async fn negotiate(docker: Docker, host: String) -> Result<DockerEngine> {
         let docker = tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version())
             .await
             .map_err(|_| Error::DockerUnreachable {

@@ -163,6 +163,9 @@ pub fn select(
             .or_default()
             .push(container_text(c));
     }
+    for names in users.values_mut() {
+        names.sort();
+    }
 
     let mut ordered: Vec<&ImageSummary> = images.iter().collect();
     ordered.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));

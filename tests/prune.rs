@@ -169,18 +169,11 @@ fn prune_keeps_every_image_in_use_and_removes_the_rest() {
         )
         .await;
         let (_, after_theirs) = inventory(&engine).await;
-        let leaf = |set: &BTreeSet<String>,
-                    since: &BTreeSet<String>,
-                    images: &[sparkbox::engine::ImageSummary]| {
-            let parents: BTreeSet<&str> = images
-                .iter()
-                .filter_map(|i| i.parent_id.as_deref())
-                .collect();
-            images
-                .iter()
-                .filter(|i| set.contains(&i.id) && !since.contains(&i.id))
-                .filter(|i| i.repo_tags.is_empty() && !parents.contains(i.id.as_str()))
-                .map(|i| i.id.clone())
+        // The dangling images each build left, told apart as prune does.
+        let leaf = |set: &BTreeSet<String>, since: &BTreeSet<String>, images: &[_]| {
+            sparkbox::ops::prune::stage_suspects(images)
+                .into_iter()
+                .filter(|id| set.contains(id) && !since.contains(id))
                 .collect::<Vec<_>>()
         };
         let images = engine.images(&[]).await.expect("images");

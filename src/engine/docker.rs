@@ -386,22 +386,7 @@ impl Engine for DockerEngine {
     }
 
     async fn remove_image(&self, reference: &str) -> Result<()> {
-        let options = RemoveImageOptionsBuilder::new().force(true).build();
-        match self
-            .docker
-            .remove_image(reference, Some(options), None)
-            .await
-        {
-            Ok(_)
-            | Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(()),
-            Err(e) => Err(engine_error(
-                format!("remove image {reference}"),
-                format!("the image {reference}"),
-                e,
-            )),
-        }
+        self.delete_image(reference, true).await
     }
 
     fn export_image(&self, reference: &str) -> BoxStream<'static, Result<Bytes>> {
@@ -483,33 +468,7 @@ impl Engine for DockerEngine {
     }
 
     async fn remove_image_unforced(&self, reference: &str) -> Result<()> {
-        let options = RemoveImageOptionsBuilder::new()
-            .force(false)
-            .noprune(false)
-            .build();
-        match self
-            .docker
-            .remove_image(reference, Some(options), None)
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            // "conflict: unable to remove repository reference … - container
-            // … is using its referenced image …", "image has dependent child
-            // images": the engine's own safety net.
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 409,
-                message,
-            }) => Err(Error::InUse {
-                image: reference.to_string(),
-                detail: message,
-            }),
-            Err(e) => Err(engine_error(
-                format!("remove image {reference}"),
-                format!("the image {reference}"),
-                e,
-            )),
-        }
+        self.delete_image(reference, false).await
     }
 
     async fn containers(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerState>> {
@@ -1067,6 +1026,37 @@ pub async fn exec_as(
 }
 
 impl DockerEngine {
+    /// Removes an image (untagged parents too); a missing one is fine. A
+    /// 409 — "conflict: unable to remove repository reference … - container
+    /// … is using its referenced image …", "image has dependent child
+    /// images" — is the engine's own refusal, kept in its words.
+    async fn delete_image(&self, reference: &str, force: bool) -> Result<()> {
+        let options = RemoveImageOptionsBuilder::new()
+            .force(force)
+            .noprune(false)
+            .build();
+        match self
+            .docker
+            .remove_image(reference, Some(options), None)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409,
+                message,
+            }) => Err(Error::InUse {
+                image: reference.to_string(),
+                detail: message,
+            }),
+            Err(e) => Err(engine_error(
+                format!("remove image {reference}"),
+                format!("the image {reference}"),
+                e,
+            )),
+        }
+    }
+
     async fn exec_inner(
         &self,
         container: &str,

@@ -27,7 +27,7 @@ pub enum Error {
     InvalidInput(String),
 
     /// The engine's disk (or the temporary directory) is full.
-    #[error("no space left on the Docker engine's disk while {during} — free space (e.g. `docker system prune`, or remove old images with `docker image ls sparkbox/jupyter-spark`) and run the command again")]
+    #[error("no space left on the Docker engine's disk while {during} — free space (`sparkbox image prune` removes the sparkbox images no cluster uses; `docker system prune` the rest) and run the command again")]
     DiskFull { during: String },
 
     /// A step of the image build failed; `tail` holds that step's last lines.

@@ -115,7 +115,7 @@ pub fn disk_finding(root: &str, free_mb: Option<u64>) -> Finding {
     match free_mb {
         Some(mb) if mb < 5 * 1024 => finding(
             Level::Warn,
-            format!("disk: {mb} MiB free under {root}; the image needs about 2 GiB to build — free space with `docker system prune`"),
+            format!("disk: {mb} MiB free under {root}; the image needs about 2 GiB to build — `sparkbox image prune` frees the sparkbox images no cluster uses, `docker system prune` the rest"),
         ),
         Some(mb) => finding(Level::Ok, format!("disk: {mb} MiB free under {root}")),
         None => finding(Level::Warn, format!("disk: cannot tell the free space under {root} (a remote engine?)")),

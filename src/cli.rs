@@ -474,6 +474,25 @@ pub enum ImageCommand {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// Remove the sparkbox images and build stages no container uses (the
+    /// current settings' image stays unless --all).
+    Prune(PruneArgs),
+}
+
+/// `sparkbox image prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Remove the current settings' image too when no container uses it.
+    #[arg(long)]
+    pub all: bool,
+
+    /// List what would be removed, and remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// The image to keep: the one `up` would use with these settings.
+    #[command(flatten)]
+    pub image: ImageArgs,
 }
 
 #[cfg(test)]

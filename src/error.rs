@@ -27,7 +27,7 @@ pub enum Error {
     InvalidInput(String),
 
     /// The engine's disk (or the temporary directory) is full.
-    #[error("no space left on the Docker engine's disk while {during} — free space (e.g. `docker system prune`, or remove old images with `docker image ls sparkbox/jupyter-spark`) and run the command again")]
+    #[error("no space left on the Docker engine's disk while {during} — free space (`sparkbox image prune` removes the sparkbox images no cluster uses; `docker system prune` the rest) and run the command again")]
     DiskFull { during: String },
 
     /// A step of the image build failed; `tail` holds that step's last lines.
@@ -111,6 +111,11 @@ pub enum Error {
     #[error("{0}")]
     NotReady(String),
 
+    /// The engine refused to remove an image something still uses (a
+    /// container, running or not, or an image built on it); nothing was forced.
+    #[error("the Docker engine refused to remove the image {image}: {detail} — nothing was forced; remove what uses it first (`sparkbox down -n CLUSTER` for a cluster's containers), or leave the image")]
+    InUse { image: String, detail: String },
+
     /// Containers of one cluster run different versions.
     #[error("{0}")]
     ParityMismatch(String),
@@ -154,7 +159,7 @@ impl Error {
             Error::ParityMismatch(_) => 8,
             Error::PortTaken(_) => 9,
             Error::Engine { .. } | Error::Io(_) => 1,
-            Error::Gone { .. } | Error::NameConflict { .. } => 1,
+            Error::Gone { .. } | Error::NameConflict { .. } | Error::InUse { .. } => 1,
             Error::Interrupted(_) => 130,
             Error::CommandExit(code) => (*code).clamp(1, 255) as u8,
         }

@@ -286,3 +286,26 @@ fn a_bad_file_names_file_line_column_and_the_accepted_keys() {
         .code(4)
         .stderr(predicate::str::contains("does not exist"));
 }
+
+#[test]
+fn image_prune_checks_its_settings_before_the_engine_and_says_where_the_engine_is() {
+    // The image to keep is named by the settings: a bad one is refused
+    // first (the unreachable engine proves no call was made).
+    sparkbox()
+        .args(["image", "prune", "--spark-version", "9.9.9"])
+        .env("DOCKER_HOST", "tcp://127.0.0.1:1")
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("Spark 9.9.9 is not supported"));
+    sparkbox()
+        .args(["image", "prune", "--all", "--dry-run"])
+        .env("DOCKER_HOST", "tcp://127.0.0.1:1")
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("DOCKER_HOST"));
+    sparkbox()
+        .args(["image", "prune", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("--all").and(predicate::str::contains("--dry-run")));
+}

@@ -1183,3 +1183,240 @@ async fn a_registry_name_that_is_not_one_is_refused_before_anything_is_touched()
     assert_eq!(err.exit_code(), 4);
     assert!(lab.engine.calls().is_empty(), "{:?}", lab.engine.calls());
 }
+
+/// `up` flags for cluster `name` on this lab's engine, with an image of
+/// `spark` and `extra` Python packages.
+fn image_args(lab: &Lab, name: &str, spark: Option<&str>, extra: &[&str]) -> ClusterArgs {
+    let mut args = lab.args(Some(1));
+    args.name.name = Some(name.to_string());
+    args.image.spark_version = spark.map(str::to_string);
+    args.image.python_packages = extra.iter().map(|s| s.to_string()).collect();
+    args
+}
+
+/// The tag `up` gives the image of `args`.
+fn tag_of(args: &ClusterArgs) -> String {
+    Config::default()
+        .image_settings(&args.image)
+        .recipe()
+        .expect("a recipe")
+        .tag()
+}
+
+/// An engine with four sparkbox images: one a running cluster uses, one a
+/// stopped cluster uses, the current settings' one and an old one (both
+/// unused) — and four build stages interrupted builds left: two of today's
+/// recipe, two of the one before (its `deps` stage), and someone else's
+/// untagged image beside them.
+async fn prune_lab() -> (Lab, [String; 4]) {
+    let lab = Lab::new("prune");
+    let running = image_args(&lab, "prune-run", None, &["polars==1.9.0"]);
+    let stopped = image_args(&lab, "prune-stop", Some("3.5.9"), &[]);
+    let current = image_args(&lab, "prune-cur", None, &[]);
+    let old = image_args(&lab, "prune-old", None, &["duckdb==1.1.0"]);
+    for args in [&running, &stopped, &current, &old] {
+        lab.up(args).await.expect("up");
+    }
+    lifecycle::stop(&lab.engine, "prune-stop", &quiet())
+        .await
+        .expect("stop");
+    for gone in ["prune-cur", "prune-old"] {
+        lifecycle::down(&lab.engine, gone, true, &quiet())
+            .await
+            .expect("down");
+    }
+    let today = [
+        "/bin/sh -c sh /tmp/sparkbox-build/build/install-deps.sh",
+        "/bin/sh -c #(nop) COPY dir:77aa in /tmp/sparkbox-build/ ",
+        "Imported from -",
+    ];
+    let before = [
+        "|9 PYSPARK_VERSION=4.0.1 /bin/sh -c sh /tmp/install-deps.sh",
+        "/bin/sh -c #(nop) COPY file:2c3d in /tmp/install-deps.sh ",
+        "/bin/sh -c #(nop) COPY file:4e5f in /tmp/sparkbox-ca.crt ",
+        "Imported from -",
+    ];
+    for history in [&today[..], &today[1..], &before[..], &before[1..]] {
+        lab.engine
+            .add_untagged_image(history, Default::default(), 1_500_000_000);
+    }
+    lab.engine.add_untagged_image(
+        &["/bin/sh -c make", "Imported from -"],
+        Default::default(),
+        1_000,
+    );
+    let tags = [
+        tag_of(&running),
+        tag_of(&stopped),
+        tag_of(&current),
+        tag_of(&old),
+    ];
+    (lab, tags)
+}
+
+/// The untagged build stages on the fake engine.
+async fn stages(engine: &FakeEngine) -> Vec<String> {
+    let images = engine.images(&[]).await.expect("images");
+    let mut out = Vec::new();
+    for id in sparkbox::ops::prune::stage_suspects(&images) {
+        let history = engine.image_history(&id).await.expect("history");
+        if sparkbox::ops::prune::is_sparkbox_stage(&history) {
+            out.push(id);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn prune_keeps_what_clusters_use_and_the_current_image() {
+    use sparkbox::ops::prune;
+    let (lab, [running, stopped, current, old]) = prune_lab().await;
+    let builds_left = stages(&lab.engine).await;
+    assert_eq!(builds_left.len(), 4, "the interrupted builds' stages");
+
+    // A dry run lists and removes nothing.
+    let plan = prune::plan(&lab.engine, Some(&current))
+        .await
+        .expect("plan");
+    let mut names: Vec<&str> = plan.remove.iter().map(|r| r.name.as_str()).collect();
+    names.sort();
+    assert_eq!(names.len(), 5, "{names:?}");
+    assert!(names.contains(&old.as_str()), "{names:?}");
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| n.starts_with("untagged build stage"))
+            .count(),
+        4
+    );
+    let kept: Vec<(&str, &str)> = plan
+        .kept
+        .iter()
+        .map(|k| (k.name.as_str(), k.reason.as_str()))
+        .collect();
+    assert!(
+        kept.iter()
+            .any(|(n, r)| *n == running && r.starts_with("used by prune-run")),
+        "{kept:?}"
+    );
+    assert!(
+        kept.iter()
+            .any(|(n, r)| *n == stopped && r.contains("(cluster prune-stop)")),
+        "{kept:?}"
+    );
+    assert!(
+        kept.iter()
+            .any(|(n, r)| *n == current && r.starts_with("the current settings' image")),
+        "{kept:?}"
+    );
+    assert!(plan.total() > 0);
+    lab.engine.clear_log();
+    let again = prune::plan(&lab.engine, Some(&current))
+        .await
+        .expect("plan");
+    assert_eq!(again, plan, "planning twice sees the same");
+    assert!(lab.engine.mutations().is_empty(), "a plan changes nothing");
+
+    // The prune: the old image and the stages go, the rest stays.
+    let mut removed = Vec::new();
+    prune::execute(&lab.engine, &plan, &mut |r| removed.push(r.id.clone()))
+        .await
+        .expect("prune");
+    assert_eq!(removed.len(), 5);
+    for tag in [&running, &stopped, &current] {
+        assert!(lab.engine.image_info(tag).is_some(), "{tag} was removed");
+    }
+    assert!(
+        lab.engine.image_info(&old).is_none(),
+        "{old} is still there"
+    );
+    assert!(stages(&lab.engine).await.is_empty());
+    assert!(lab.engine.image_info("debian:bookworm-slim").is_some());
+    // Every container still has its image.
+    for name in lab.engine.container_names() {
+        let c = lab.engine.container(&name).expect("listed");
+        assert!(lab.engine.image_info(&c.image_id).is_some(), "{name}");
+    }
+    let after = prune::plan(&lab.engine, Some(&current))
+        .await
+        .expect("plan");
+    assert!(after.remove.is_empty(), "{after:?}");
+
+    // --all: the current one goes too, as no container uses it; the
+    // stopped cluster's image still stays.
+    let all = prune::plan(&lab.engine, None).await.expect("plan --all");
+    let ids: Vec<&str> = all.remove.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(ids, vec![current.as_str()]);
+    prune::execute(&lab.engine, &all, &mut |_| {})
+        .await
+        .expect("prune --all");
+    assert!(lab.engine.image_info(&current).is_none());
+    assert!(lab.engine.image_info(&stopped).is_some());
+    assert!(lab.engine.image_info(&running).is_some());
+}
+
+#[tokio::test]
+async fn prune_refuses_an_image_a_container_took_meanwhile_and_says_which() {
+    use sparkbox::ops::prune;
+    let (lab, [_, _, current, old]) = prune_lab().await;
+    let plan = prune::plan(&lab.engine, Some(&current))
+        .await
+        .expect("plan");
+    // Between the plan and the removal, someone makes a container of it.
+    lab.engine
+        .create_network("elsewhere", Default::default())
+        .await
+        .expect("network");
+    let spec = sparkbox::engine::ContainerSpec {
+        name: "someone".into(),
+        image: old.clone(),
+        network: "elsewhere".into(),
+        ..Default::default()
+    };
+    lab.engine.create_container(&spec).await.expect("container");
+    let mut removed = Vec::new();
+    let err = prune::execute(&lab.engine, &plan, &mut |r| removed.push(r.name.clone()))
+        .await
+        .expect_err("the engine refuses");
+    let text = err.to_string();
+    assert!(matches!(err, Error::InUse { .. }), "{err:?}");
+    assert!(text.contains(&old), "{text}");
+    assert!(text.contains("used by someone"), "{text}");
+    assert!(text.contains("must force"), "the engine's words: {text}");
+    // The others went anyway; the image stays.
+    assert_eq!(removed.len(), 4, "{removed:?}");
+    assert!(lab.engine.image_info(&old).is_some());
+}
+
+#[tokio::test]
+async fn doctor_reports_what_prune_would_free() {
+    use sparkbox::ops::{doctor, prune};
+    let (lab, [_, _, current, _]) = prune_lab().await;
+    let plan = prune::plan(&lab.engine, Some(&current))
+        .await
+        .expect("plan");
+    let finding = doctor::reclaim_finding(&plan, "sparkbox image prune");
+    assert!(
+        finding
+            .text
+            .starts_with("images: 1 sparkbox image and 4 build stages ("),
+        "{}",
+        finding.text
+    );
+    assert!(
+        finding
+            .text
+            .ends_with("no cluster uses — `sparkbox image prune` frees them"),
+        "{}",
+        finding.text
+    );
+    prune::execute(&lab.engine, &plan, &mut |_| {})
+        .await
+        .expect("prune");
+    let after = prune::plan(&lab.engine, Some(&current))
+        .await
+        .expect("plan");
+    assert!(doctor::reclaim_finding(&after, "sparkbox image prune")
+        .text
+        .contains("nothing to prune"));
+}

@@ -7,6 +7,7 @@ pub mod config_cmd;
 pub mod doctor;
 pub mod exec;
 pub mod image_io;
+pub mod image_prune;
 pub mod lifecycle;
 pub mod logs;
 pub mod roster;
@@ -59,6 +60,10 @@ pub fn interrupt_hint(command: &Command, config: &Config) -> String {
         ),
         Command::Image(ImageCommand::Push { .. }) => {
             "the registry may hold some of the image's layers but not the tag; `sparkbox image push` again finishes it".to_string()
+        }
+        Command::Image(ImageCommand::Prune(_)) => {
+            "some images may be removed already; `sparkbox image prune` again removes the rest"
+                .to_string()
         }
         _ => "nothing was changed".to_string(),
     }
@@ -147,6 +152,7 @@ async fn dispatch(cli: Cli, cfg: &Config, progress: &Progress) -> Result<()> {
         Command::Image(ImageCommand::Push { image }) => {
             image_io::push(conn, image, cfg, progress).await
         }
+        Command::Image(ImageCommand::Prune(args)) => image_prune::run(conn, args, cfg).await,
         Command::Versions => {
             build::print_versions();
             Ok(())

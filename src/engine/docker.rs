@@ -9,11 +9,11 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
-    ImportImageOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
-    ListVolumesOptionsBuilder, LogsOptionsBuilder, PushImageOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, RemoveVolumeOptionsBuilder,
-    ResizeExecOptionsBuilder, StopContainerOptionsBuilder, TagImageOptionsBuilder,
-    UploadToContainerOptionsBuilder,
+    ImportImageOptionsBuilder, ListContainersOptionsBuilder, ListImagesOptionsBuilder,
+    ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
+    PushImageOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
+    RemoveVolumeOptionsBuilder, ResizeExecOptionsBuilder, StopContainerOptionsBuilder,
+    TagImageOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use bollard::Docker;
 use bytes::Bytes;
@@ -22,7 +22,8 @@ use futures_util::StreamExt;
 
 use super::{
     BuildEvent, BuildRequest, ByteStream, ContainerSpec, ContainerState, Engine, EngineInfo,
-    ExecChunk, ExecRequest, ExecSession, ImageInfo, RegistryAuth, RunOutput, SystemInfo,
+    ExecChunk, ExecRequest, ExecSession, ImageInfo, ImageSummary, RegistryAuth, RunOutput,
+    SystemInfo,
 };
 use crate::error::{Error, Result};
 use crate::model::labels;
@@ -108,6 +109,27 @@ impl DockerEngine {
             host: host.clone(),
             detail: root_cause(&e),
         })?;
+        DockerEngine::negotiate(docker, host).await
+    }
+
+    /// Connects to the engine on the Unix socket `socket` ("unix:///…" or a
+    /// path), whatever DOCKER_HOST says: for the tests that run engines of
+    /// their own beside the machine's (one per lab node).
+    pub async fn connect_to_socket(socket: &str) -> Result<DockerEngine> {
+        let host = if socket.starts_with("unix://") {
+            socket.to_string()
+        } else {
+            format!("unix://{socket}")
+        };
+        let docker = Docker::connect_with_socket(&host, 120, bollard::API_DEFAULT_VERSION)
+            .map_err(|e| Error::DockerUnreachable {
+                host: host.clone(),
+                detail: root_cause(&e),
+            })?;
+        DockerEngine::negotiate(docker, host).await
+    }
+
+    async fn negotiate(docker: Docker, host: String) -> Result<DockerEngine> {
         let docker = tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version())
             .await
             .map_err(|_| Error::DockerUnreachable {
@@ -413,22 +435,7 @@ impl Engine for DockerEngine {
     }
 
     async fn remove_image(&self, reference: &str) -> Result<()> {
-        let options = RemoveImageOptionsBuilder::new().force(true).build();
-        match self
-            .docker
-            .remove_image(reference, Some(options), None)
-            .await
-        {
-            Ok(_)
-            | Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(()),
-            Err(e) => Err(engine_error(
-                format!("remove image {reference}"),
-                format!("the image {reference}"),
-                e,
-            )),
-        }
+        self.delete_image(reference, true).await
     }
 
     fn export_image(&self, reference: &str) -> BoxStream<'static, Result<Bytes>> {
@@ -481,6 +488,49 @@ impl Engine for DockerEngine {
         Ok(messages)
     }
 
+    async fn images(&self, labels: &[(&str, &str)]) -> Result<Vec<ImageSummary>> {
+        let options = ListImagesOptionsBuilder::new()
+            .all(true)
+            .filters(&label_filter(labels))
+            .build();
+        let list = self
+            .docker
+            .list_images(Some(options))
+            .await
+            .map_err(|e| engine_error("list images", "the image list", e))?;
+        Ok(list
+            .into_iter()
+            .map(|i| ImageSummary {
+                id: i.id,
+                parent_id: Some(i.parent_id).filter(|p| !p.is_empty()),
+                // Older engines list an untagged image as "<none>:<none>".
+                repo_tags: i
+                    .repo_tags
+                    .into_iter()
+                    .filter(|t| t != "<none>:<none>")
+                    .collect(),
+                labels: i.labels,
+                size: i.size,
+                created: i.created,
+            })
+            .collect())
+    }
+
+    async fn image_history(&self, reference: &str) -> Result<Vec<String>> {
+        let steps = self.docker.image_history(reference).await.map_err(|e| {
+            engine_error(
+                format!("read the history of {reference}"),
+                format!("the image {reference}"),
+                e,
+            )
+        })?;
+        Ok(steps.into_iter().map(|s| s.created_by).collect())
+    }
+
+    async fn remove_image_unforced(&self, reference: &str) -> Result<()> {
+        self.delete_image(reference, false).await
+    }
+
     async fn containers(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerState>> {
         let options = ListContainersOptionsBuilder::new()
             .all(true)
@@ -513,6 +563,7 @@ impl Engine for DockerEngine {
                         .collect(),
                     status,
                     created: c.created.unwrap_or(0),
+                    image_id: c.image_id.unwrap_or_default(),
                 }
             })
             .collect())
@@ -1113,6 +1164,37 @@ pub async fn exec_as(
 }
 
 impl DockerEngine {
+    /// Removes an image (untagged parents too); a missing one is fine. A
+    /// 409 — "conflict: unable to remove repository reference … - container
+    /// … is using its referenced image …", "image has dependent child
+    /// images" — is the engine's own refusal, kept in its words.
+    async fn delete_image(&self, reference: &str, force: bool) -> Result<()> {
+        let options = RemoveImageOptionsBuilder::new()
+            .force(force)
+            .noprune(false)
+            .build();
+        match self
+            .docker
+            .remove_image(reference, Some(options), None)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409,
+                message,
+            }) => Err(Error::InUse {
+                image: reference.to_string(),
+                detail: message,
+            }),
+            Err(e) => Err(engine_error(
+                format!("remove image {reference}"),
+                format!("the image {reference}"),
+                e,
+            )),
+        }
+    }
+
     async fn exec_inner(
         &self,
         container: &str,

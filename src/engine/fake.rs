@@ -15,6 +15,14 @@
 //!   as the engine does); a network with running containers or a volume
 //!   used by any container cannot be removed; a host port published by a
 //!   running container cannot be published again;
+//! - images as the engine keeps them: an image no tag names is dropped
+//!   unless it is the parent of one that stays, a container uses it, or a
+//!   build left it (the earlier stages of a multi-stage Dockerfile stay
+//!   untagged, with their steps as history, as the classic builder leaves
+//!   them — the same stage again is the same image, as its cache would
+//!   make it); [`Engine::remove_image_unforced`] refuses an image a
+//!   container uses or another image is built on (the engine's 409) and
+//!   removes the untagged parents nothing else needs;
 //! - builds: the image gets the labels of its Dockerfile's `LABEL` steps
 //!   and of the request over those of its last `FROM`; a Dockerfile that
 //!   writes the versions file records what `measure-versions --check` would
@@ -43,7 +51,8 @@ use futures_util::StreamExt;
 
 use super::{
     BuildEvent, BuildRequest, ByteStream, ContainerSpec, ContainerState, Engine, EngineInfo,
-    ExecChunk, ExecRequest, ExecSession, ImageInfo, RegistryAuth, RunOutput, SystemInfo,
+    ExecChunk, ExecRequest, ExecSession, ImageInfo, ImageSummary, RegistryAuth, RunOutput,
+    SystemInfo,
 };
 use crate::error::{Error, Result};
 use crate::model::contract;
@@ -67,6 +76,10 @@ pub enum Call {
     RunToCompletion,
     /// `remove_image`.
     RemoveImage,
+    /// `images`, `image_history`.
+    Images,
+    /// `remove_image_unforced`.
+    RemoveImageUnforced,
     /// `export_image`.
     ExportImage,
     /// `export_container`.
@@ -123,6 +136,8 @@ impl Call {
             Call::Build => "build",
             Call::RunToCompletion => "run_to_completion",
             Call::RemoveImage => "remove_image",
+            Call::Images => "images",
+            Call::RemoveImageUnforced => "remove_image_unforced",
             Call::ExportImage => "export_image",
             Call::ExportContainer => "export_container",
             Call::ImportImage => "import_image",
@@ -160,6 +175,7 @@ impl Call {
                 | Call::Build
                 | Call::RunToCompletion
                 | Call::RemoveImage
+                | Call::RemoveImageUnforced
                 | Call::ImportImage
                 | Call::CreateNetwork
                 | Call::RemoveNetwork
@@ -273,6 +289,7 @@ impl FakeContainer {
             ports,
             status,
             created: self.created_at as i64,
+            image_id: self.image_id.clone(),
         }
     }
 }
@@ -290,6 +307,14 @@ pub struct FakeImage {
     pub versions_file: Option<String>,
     /// "REPO@sha256:…" for each registry it was pulled from or pushed to.
     pub repo_digests: Vec<String>,
+    /// The image it was built on (None: imported, pulled or FROM scratch).
+    pub parent: Option<String>,
+    /// The logical clock when it was made.
+    pub created: u64,
+    /// Its build steps, newest first (`docker history`).
+    pub history: Vec<String>,
+    /// A build left it: it stays when no tag names it.
+    pub stage: bool,
 }
 
 struct Fault {
@@ -397,15 +422,144 @@ impl State {
     }
 
     /// Images no tag names any more are gone (as a dangling image would
-    /// be after a prune; no container of the tests keeps one alive).
+    /// be after `docker image prune`), unless a container uses one, a
+    /// build left it, or an image that stays is built on it.
     fn drop_untagged(&mut self) {
-        let used: Vec<String> = self
+        let mut keep: std::collections::BTreeSet<String> = self
             .tags
             .values()
             .cloned()
             .chain(self.containers.values().map(|c| c.image_id.clone()))
+            .chain(
+                self.images
+                    .values()
+                    .filter(|i| i.stage)
+                    .map(|i| i.id.clone()),
+            )
             .collect();
-        self.images.retain(|id, _| used.contains(id));
+        let mut todo: Vec<String> = keep.iter().cloned().collect();
+        while let Some(id) = todo.pop() {
+            if let Some(parent) = self.images.get(&id).and_then(|i| i.parent.clone()) {
+                if keep.insert(parent.clone()) {
+                    todo.push(parent);
+                }
+            }
+        }
+        self.images.retain(|id, _| keep.contains(id));
+    }
+
+    /// The tags naming image `id`.
+    fn tags_of(&self, id: &str) -> Vec<String> {
+        self.tags
+            .iter()
+            .filter(|(_, i)| *i == id)
+            .map(|(t, _)| t.clone())
+            .collect()
+    }
+
+    /// The engine's refusal to remove `reference` (image `id`, by its only
+    /// tag or by its ID), or None when nothing uses the image.
+    fn removal_conflict(&self, reference: &str, id: &str) -> Option<Error> {
+        let short = short_id(id);
+        if let Some(c) = self.containers.values().find(|c| c.image_id == id) {
+            let detail = if reference == id {
+                let how = if c.is_running() {
+                    "cannot be forced) - image is being used by running"
+                } else {
+                    "must be forced) - image is being used by stopped"
+                };
+                format!(
+                    "conflict: unable to delete {short} ({how} container {}",
+                    short_id(&c.id)
+                )
+            } else {
+                format!(
+                    "conflict: unable to remove repository reference \"{reference}\" (must force) - container {} is using its referenced image {short}",
+                    short_id(&c.id)
+                )
+            };
+            return Some(Error::InUse {
+                image: reference.to_string(),
+                detail,
+            });
+        }
+        if reference == id
+            && self
+                .images
+                .values()
+                .any(|i| i.parent.as_deref() == Some(id))
+        {
+            return Some(Error::InUse {
+                image: reference.to_string(),
+                detail: format!(
+                    "conflict: unable to delete {short} (cannot be forced) - image has dependent child images"
+                ),
+            });
+        }
+        None
+    }
+
+    /// Deletes image `id` and then each untagged parent no image is built
+    /// on and no container uses, as the engine's removal prunes parents.
+    fn delete_with_parents(&mut self, id: &str) {
+        let mut next = self.images.remove(id).and_then(|i| i.parent);
+        while let Some(parent) = next {
+            let needed = !self.tags_of(&parent).is_empty()
+                || self.containers.values().any(|c| c.image_id == parent)
+                || self
+                    .images
+                    .values()
+                    .any(|i| i.parent.as_deref() == Some(parent.as_str()));
+            if needed {
+                break;
+            }
+            next = self.images.remove(&parent).and_then(|i| i.parent);
+        }
+    }
+
+    /// Keeps a finished build stage (base image `parent`, `steps` oldest
+    /// first) as the untagged image the classic builder leaves: the same
+    /// base, steps and arguments make the same image, as its cache would.
+    fn leave_stage(
+        &mut self,
+        parent: Option<String>,
+        steps: Vec<String>,
+        build_args: &HashMap<String, String>,
+    ) {
+        use sha2::{Digest, Sha256};
+        let mut args: Vec<String> = build_args.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        args.sort();
+        let key = format!("{parent:?}\n{}\n{}", steps.join("\n"), args.join("\n"));
+        let digest = Sha256::digest(key.as_bytes());
+        let id = format!(
+            "sha256:{}",
+            digest
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
+        if self.images.contains_key(&id) {
+            return;
+        }
+        let mut history: Vec<String> = steps.into_iter().rev().collect();
+        if let Some(base) = parent.as_ref().and_then(|p| self.images.get(p)) {
+            history.extend(base.history.iter().cloned());
+        }
+        let created = self.tick();
+        self.images.insert(
+            id.clone(),
+            FakeImage {
+                id,
+                labels: HashMap::new(),
+                size: 1_480_000_000,
+                versions_file: None,
+                parent,
+                created,
+                history,
+                stage: true,
+                repo_digests: Vec::new(),
+            },
+        );
     }
 
     fn container(&self, name: &str, action: &str) -> Result<&FakeContainer> {
@@ -427,6 +581,11 @@ fn fake_digest(id: &str) -> String {
     let digest = Sha256::digest(format!("manifest/{id}").as_bytes());
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256:{hex}")
+}
+
+/// The 12 hex digits the engine writes an ID as in its messages.
+fn short_id(id: &str) -> String {
+    id.trim_start_matches("sha256:").chars().take(12).collect()
 }
 
 fn normalize(reference: &str) -> String {
@@ -670,6 +829,7 @@ impl FakeEngine {
     pub fn add_image(&self, reference: &str, labels: HashMap<String, String>) -> String {
         let mut st = self.st();
         let id = format!("sha256:{}", st.new_id(reference));
+        let created = st.clock;
         st.tag(
             reference,
             FakeImage {
@@ -678,6 +838,10 @@ impl FakeEngine {
                 size: 80_000_000,
                 versions_file: None,
                 repo_digests: Vec::new(),
+                parent: None,
+                created,
+                history: vec!["Imported from -".to_string()],
+                stage: false,
             },
         );
         id
@@ -708,6 +872,54 @@ impl FakeEngine {
         self.st()
             .registry_logins
             .insert(host.to_string(), (user.to_string(), password.to_string()));
+    }
+
+    /// Puts an untagged image of `size` bytes with these build steps
+    /// (newest first) and labels on the engine, as a build leaves one: a
+    /// stage of a multi-stage Dockerfile, or anyone's dangling image.
+    pub fn add_untagged_image(
+        &self,
+        history: &[&str],
+        labels: HashMap<String, String>,
+        size: i64,
+    ) -> String {
+        let mut st = self.st();
+        let id = format!("sha256:{}", st.new_id("untagged"));
+        let created = st.clock;
+        st.images.insert(
+            id.clone(),
+            FakeImage {
+                id: id.clone(),
+                labels,
+                size,
+                versions_file: None,
+                parent: None,
+                created,
+                history: history.iter().map(|h| h.to_string()).collect(),
+                stage: true,
+                repo_digests: Vec::new(),
+            },
+        );
+        id
+    }
+
+    /// Gives image `reference` (a tag or an ID) the tag `tag` too
+    /// (`docker tag`). False when there is no such image.
+    pub fn tag_image(&self, reference: &str, tag: &str) -> bool {
+        let mut st = self.st();
+        match st.image_id_of(reference) {
+            Some(id) => {
+                st.tags.insert(normalize(tag), id);
+                st.drop_untagged();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The IDs of every image the engine holds, tagged or not.
+    pub fn image_ids(&self) -> Vec<String> {
+        self.st().images.keys().cloned().collect()
     }
 
     /// The process of container `name` ends with `code`, behind sparkbox's
@@ -1059,6 +1271,27 @@ fn label_pairs(text: &str) -> Vec<(String, String)> {
     pairs
 }
 
+/// A build step as the classic builder records it in the image's history.
+fn history_text(word: &str, rest: &str) -> String {
+    use sha2::{Digest, Sha256};
+    match word.to_ascii_uppercase().as_str() {
+        "RUN" => format!("/bin/sh -c {rest}"),
+        "COPY" | "ADD" => {
+            let mut parts: Vec<&str> = rest.split_whitespace().collect();
+            let dest = parts.pop().unwrap_or("/");
+            let source = parts.join(" ");
+            let kind = if source.ends_with('/') { "dir" } else { "file" };
+            let digest = Sha256::digest(source.as_bytes());
+            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            format!(
+                "/bin/sh -c #(nop) {} {kind}:{hex} in {dest} ",
+                word.to_ascii_uppercase()
+            )
+        }
+        other => format!("/bin/sh -c #(nop)  {other} {rest}"),
+    }
+}
+
 /// `${NAME}` and `$NAME` replaced by build arguments.
 fn substitute(text: &str, args: &HashMap<String, String>) -> String {
     let mut out = text.to_string();
@@ -1217,6 +1450,9 @@ impl Engine for FakeEngine {
         let total = u32::try_from(steps.len()).unwrap_or(u32::MAX);
         let mut labels = HashMap::new();
         let mut versions_file = None;
+        // The stage being built: its base image and its steps as `docker
+        // history` writes them, oldest first.
+        let mut stage: Option<(Option<String>, Vec<String>)> = None;
         for (i, step) in steps.iter().enumerate() {
             on_event(BuildEvent::Step {
                 n: u32::try_from(i + 1).unwrap_or(u32::MAX),
@@ -1228,10 +1464,15 @@ impl Engine for FakeEngine {
                 "FROM" => {
                     let from = substitute(rest, &request.build_args);
                     let from = from.split_whitespace().next().unwrap_or("");
-                    // A new stage starts from the labels of its base.
+                    // A new stage starts from the labels of its base; the
+                    // stage before it stays behind, untagged.
                     labels.clear();
+                    let mut st = self.st();
+                    if let Some((parent, history)) = stage.take() {
+                        st.leave_stage(parent, history, &request.build_args);
+                    }
+                    let mut parent = None;
                     if from != "scratch" {
-                        let st = self.st();
                         let base = st.image(from).ok_or_else(|| Error::Engine {
                             action: action.clone(),
                             detail: format!(
@@ -1242,7 +1483,11 @@ impl Engine for FakeEngine {
                         if base.versions_file.is_some() {
                             versions_file.clone_from(&base.versions_file);
                         }
+                        parent = Some(base.id.clone());
                     }
+                    stage = Some((parent, Vec::new()));
+                    on_event(BuildEvent::Output(" ---> done (fake)".into()));
+                    continue;
                 }
                 "LABEL" => labels.extend(label_pairs(rest)),
                 "RUN" => {
@@ -1252,11 +1497,20 @@ impl Engine for FakeEngine {
                 }
                 _ => {}
             }
+            if let Some((_, history)) = stage.as_mut() {
+                history.push(history_text(word, &substitute(rest, &request.build_args)));
+            }
             on_event(BuildEvent::Output(" ---> done (fake)".into()));
         }
         labels.extend(request.labels.clone());
         let mut st = self.st();
         let id = format!("sha256:{}", st.new_id(&request.tag));
+        let (parent, mut history) = stage.unwrap_or_default();
+        history.reverse();
+        if let Some(base) = parent.as_ref().and_then(|p| st.images.get(p)) {
+            history.extend(base.history.iter().cloned());
+        }
+        let created = st.clock;
         st.tag(
             &request.tag,
             FakeImage {
@@ -1265,6 +1519,10 @@ impl Engine for FakeEngine {
                 size: 1_500_000_000,
                 versions_file,
                 repo_digests: Vec::new(),
+                parent,
+                created,
+                history,
+                stage: false,
             },
         );
         Ok(id)
@@ -1352,6 +1610,79 @@ impl Engine for FakeEngine {
             action: "load the image archive".into(),
             detail: "the fake engine cannot read save archives".into(),
         })
+    }
+
+    async fn images(&self, labels: &[(&str, &str)]) -> Result<Vec<ImageSummary>> {
+        self.gate(Call::Images, &filter_text(labels)).await?;
+        let st = self.st();
+        Ok(st
+            .images
+            .values()
+            .filter(|i| matches(&i.labels, labels))
+            .map(|i| ImageSummary {
+                id: i.id.clone(),
+                parent_id: i.parent.clone(),
+                repo_tags: st.tags_of(&i.id),
+                labels: i.labels.clone(),
+                size: i.size,
+                created: i.created as i64,
+            })
+            .collect())
+    }
+
+    async fn image_history(&self, reference: &str) -> Result<Vec<String>> {
+        self.gate(Call::Images, reference).await?;
+        self.st()
+            .image(reference)
+            .map(|i| i.history.clone())
+            .ok_or_else(|| Error::Gone {
+                action: format!("read the history of {reference}"),
+                object: format!("the image {reference}"),
+                detail: format!("No such image: {reference}"),
+            })
+    }
+
+    async fn remove_image_unforced(&self, reference: &str) -> Result<()> {
+        self.gate(Call::RemoveImageUnforced, reference).await?;
+        let mut st = self.st();
+        let Some(id) = st.image_id_of(reference) else {
+            return Ok(());
+        };
+        let tags = st.tags_of(&id);
+        if reference != id {
+            if tags.len() <= 1 {
+                if let Some(conflict) = st.removal_conflict(reference, &id) {
+                    return Err(conflict);
+                }
+            }
+            st.tags.remove(&normalize(reference));
+            let still_needed = tags.len() > 1
+                || st
+                    .images
+                    .values()
+                    .any(|i| i.parent.as_deref() == Some(id.as_str()));
+            if !still_needed {
+                st.delete_with_parents(&id);
+            }
+            return Ok(());
+        }
+        if tags.len() > 1 {
+            return Err(Error::InUse {
+                image: reference.to_string(),
+                detail: format!(
+                    "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
+                    short_id(&id)
+                ),
+            });
+        }
+        if let Some(conflict) = st.removal_conflict(reference, &id) {
+            return Err(conflict);
+        }
+        for tag in tags {
+            st.tags.remove(&tag);
+        }
+        st.delete_with_parents(&id);
+        Ok(())
     }
 
     async fn containers(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerState>> {

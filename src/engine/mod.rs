@@ -123,6 +123,25 @@ impl std::fmt::Debug for RegistryAuth {
     }
 }
 
+/// An image as the engine lists it (`docker image ls --all`), for telling
+/// which images nothing needs any more.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageSummary {
+    /// Content-addressed ID ("sha256:…").
+    pub id: String,
+    /// The image it was built on, for images of the classic builder (None
+    /// for an imported image, or one whose parent the engine does not have).
+    pub parent_id: Option<String>,
+    /// Its tags ("repo:tag"); empty for an untagged one.
+    pub repo_tags: Vec<String>,
+    /// Image labels.
+    pub labels: HashMap<String, String>,
+    /// Size in bytes, its parents' layers included (as `docker image ls`).
+    pub size: i64,
+    /// When it was made (Unix seconds).
+    pub created: i64,
+}
+
 /// One thing that happened during an image build.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BuildEvent {
@@ -216,6 +235,9 @@ pub struct ContainerState {
     /// When it was created (Unix seconds): the newest container carries the
     /// cluster's newest record.
     pub created: i64,
+    /// The ID of the image it was created from ("sha256:…"): a container,
+    /// running or not, keeps its image from `sparkbox image prune`.
+    pub image_id: String,
 }
 
 impl ContainerState {
@@ -353,6 +375,24 @@ pub trait Engine {
     /// Loads a save archive streamed from `archive` (what `docker load`
     /// does) and returns the engine's messages ("Loaded image: …").
     async fn import_image(&self, archive: ByteStream) -> Result<Vec<String>>;
+
+    // ---- image housekeeping (`sparkbox image prune`) ----------------------
+
+    /// Every image carrying every given label (an empty value matches any
+    /// value; no labels: every image), untagged and intermediate ones included.
+    async fn images(&self, labels: &[(&str, &str)]) -> Result<Vec<ImageSummary>>;
+
+    /// The build steps of an image, newest first, as `docker history
+    /// --no-trunc` shows them ("/bin/sh -c #(nop) COPY file:… in /tmp/x ").
+    async fn image_history(&self, reference: &str) -> Result<Vec<String>>;
+
+    /// Removes an image (a tag: that tag, and the image once no tag is
+    /// left; an ID: the image) and its untagged parents nothing else needs,
+    /// without force: the engine refuses ([`Error::InUse`]) when a container,
+    /// running or not, uses it. A missing image is not an error.
+    ///
+    /// [`Error::InUse`]: crate::error::Error::InUse
+    async fn remove_image_unforced(&self, reference: &str) -> Result<()>;
 
     /// Containers (running or not) carrying every given label (an empty
     /// value matches any value).

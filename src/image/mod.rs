@@ -21,6 +21,9 @@ use crate::progress::Progress;
 /// The name the CA bundle has in the build context (never in the image).
 pub const CA_FILE_IN_CONTEXT: &str = "sparkbox-ca.crt";
 
+/// The tag suffix of a build's stage, before its filesystem becomes the image.
+pub const STAGE_SUFFIX: &str = "-stage";
+
 /// Where the image keeps its measured versions.
 pub const VERSIONS_FILE: &str = crate::model::contract::VERSIONS_FILE;
 
@@ -229,6 +232,7 @@ pub async fn ensure_image<E: Engine>(
     progress: &Progress,
 ) -> Result<BuiltImage> {
     let tag = recipe.tag();
+    remove_leftover_export(engine, &tag).await?;
     if !settings.force {
         if let Some(existing) = engine.image(&tag).await? {
             let versions = versions_from_labels(&existing.labels).unwrap_or_default();
@@ -279,7 +283,7 @@ pub async fn ensure_image<E: Engine>(
         None => Vec::new(),
     };
     let context = build_context(&ca, &recipe_env(recipe))?;
-    let stage_tag = format!("{tag}-stage");
+    let stage_tag = format!("{tag}{STAGE_SUFFIX}");
     let request = BuildRequest {
         tag: stage_tag.clone(),
         build_args: build_args(recipe),
@@ -304,6 +308,25 @@ pub async fn ensure_image<E: Engine>(
         digest: None,
         versions: measured,
     })
+}
+
+/// The container a build of `tag` exports its filesystem from: one name per
+/// image, so a build interrupted (Ctrl-C) while it existed is found again.
+fn export_container_name(tag: &str) -> String {
+    let hash = tag.rsplit('-').next().unwrap_or("image");
+    format!("sparkbox-export-{hash}")
+}
+
+/// Removes the export container an interrupted build of `tag` left behind
+/// (it never runs; the image is made only once the export is done).
+pub async fn remove_leftover_export<E: Engine>(engine: &E, tag: &str) -> Result<()> {
+    let name = export_container_name(tag);
+    let temporary = engine.containers(&[(labels::TEMPORARY, "true")]).await?;
+    if temporary.iter().any(|c| c.name == name) {
+        tracing::info!("removing {name}, left by an interrupted build");
+        engine.remove_container(&name).await.ok();
+    }
+    Ok(())
 }
 
 /// Checks the versions the built stage measured and makes the image `tag`
@@ -341,7 +364,7 @@ async fn finish_image<E: Engine>(
     }
 
     progress.phase("making the image: one layer with its settings and measured versions");
-    let container = format!("sparkbox-export-{}", labels::random_suffix());
+    let container = export_container_name(tag);
     engine
         .create_container(&ContainerSpec {
             name: container.clone(),

@@ -115,7 +115,7 @@ pub fn disk_finding(root: &str, free_mb: Option<u64>) -> Finding {
     match free_mb {
         Some(mb) if mb < 5 * 1024 => finding(
             Level::Warn,
-            format!("disk: {mb} MiB free under {root}; the image needs about 2 GiB to build — free space with `docker system prune`"),
+            format!("disk: {mb} MiB free under {root}; the image needs about 2 GiB to build — `sparkbox image prune` frees the sparkbox images no cluster uses, `docker system prune` the rest"),
         ),
         Some(mb) => finding(Level::Ok, format!("disk: {mb} MiB free under {root}")),
         None => finding(Level::Warn, format!("disk: cannot tell the free space under {root} (a remote engine?)")),
@@ -192,6 +192,35 @@ pub fn clusters_finding(clusters: &[(String, String)]) -> Finding {
                     .join(", ")
             )
         },
+    )
+}
+
+/// The space `command` (`sparkbox image prune`) would free: the sparkbox
+/// images and build stages of `plan` — the plan that command makes.
+pub fn reclaim_finding(plan: &crate::ops::prune::PrunePlan, command: &str) -> Finding {
+    let (images, stages) = plan.counts();
+    if images + stages == 0 {
+        return finding(
+            Level::Ok,
+            "images: every sparkbox image is in use or current; nothing to prune",
+        );
+    }
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    let what = match (images, stages) {
+        (i, 0) => plural(i, "sparkbox image"),
+        (0, s) => plural(s, "sparkbox build stage"),
+        (i, s) => format!(
+            "{} and {}",
+            plural(i, "sparkbox image"),
+            plural(s, "build stage")
+        ),
+    };
+    finding(
+        Level::Ok,
+        format!(
+            "images: {what} ({}) no cluster uses — `{command}` frees them",
+            crate::image::human_size(plan.total())
+        ),
     )
 }
 

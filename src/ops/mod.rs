@@ -8,6 +8,7 @@ pub mod exec;
 pub mod image_io;
 pub mod lifecycle;
 pub mod parity;
+pub mod prune;
 pub mod ready;
 pub mod status;
 pub mod up;

@@ -243,6 +243,7 @@ mod tests {
             ports: vec![],
             status: "Up".into(),
             created: 0,
+            image_id: String::new(),
         }
     }
 

@@ -3,6 +3,8 @@
 //! a guard that removes everything a test made, by label, even on failure.
 #![allow(dead_code)]
 
+pub mod lab;
+
 use std::sync::Mutex;
 use std::time::Duration;
 

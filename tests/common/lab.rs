@@ -1,0 +1,264 @@
+//! A Docker engine of a test's own, beside the machine's: its own data
+//! root, exec root, pidfile, socket and config file (naming the machine
+//! daemon's storage driver), in a network namespace of its own, with no
+//! bridge and no iptables rules — so a test can remove images, or later make
+//! a swarm of several such engines, without touching the machine's daemon.
+//! Stopped by the PID it started (never by name), its namespace and
+//! directory removed on drop, also when the test panics.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use sparkbox::engine::{DockerEngine, Engine};
+
+/// How long a lab engine may take to answer on its socket.
+const START_PATIENCE: Duration = Duration::from_secs(60);
+
+/// One running lab engine.
+pub struct LabEngine {
+    /// The test it serves (in its messages).
+    pub test: String,
+    /// Its directory (data root, exec root, socket, config, log).
+    pub dir: PathBuf,
+    /// Its network namespace (`ip netns`).
+    pub netns: String,
+    child: Option<Child>,
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+        .unwrap_or(false)
+}
+
+fn run(program: &str, args: &[&str]) -> Result<(), String> {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{program} {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// The storage driver of the machine's daemon (its data root's file
+/// system may need it: overlay2 does not stack here, fuse-overlayfs
+/// does), or vfs, which works anywhere, when that daemon does not answer.
+pub fn machine_storage_driver() -> String {
+    super::block_on(async {
+        match DockerEngine::connect().await {
+            Ok(engine) => engine
+                .system_info()
+                .await
+                .ok()
+                .and_then(|i| i.storage_driver),
+            Err(_) => None,
+        }
+    })
+    .unwrap_or_else(|| "vfs".to_string())
+}
+
+impl LabEngine {
+    /// Starts a lab engine for test `name`, answering on its socket, or
+    /// says why it cannot.
+    pub fn start(name: &str) -> Result<LabEngine, String> {
+        if !is_root() {
+            return Err("a lab engine needs root (dockerd and ip netns)".into());
+        }
+        for program in ["dockerd", "ip", "nsenter"] {
+            if !on_path(program) {
+                return Err(format!("{program} is not on PATH"));
+            }
+        }
+        static NEXT: AtomicU32 = AtomicU32::new(1);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let id = format!("sbxlab-{}-{n}", std::process::id());
+        // Short: the engine's and containerd's sockets must fit 108 bytes.
+        let dir = std::env::temp_dir().join(&id);
+        let mut lab = LabEngine {
+            test: name.to_string(),
+            dir,
+            netns: id,
+            child: None,
+        };
+        // From here on, Drop removes whatever was made.
+        std::fs::create_dir_all(lab.dir.join("root"))
+            .and_then(|_| std::fs::create_dir_all(lab.dir.join("exec")))
+            .map_err(|e| format!("cannot make {}: {e}", lab.dir.display()))?;
+        run("ip", &["netns", "add", &lab.netns])?;
+        run("ip", &["-n", &lab.netns, "link", "set", "lo", "up"])?;
+        let config = serde_json::json!({
+            "storage-driver": machine_storage_driver(),
+            "bridge": "none",
+            "iptables": false,
+            "ip-masq": false,
+            "log-driver": "json-file",
+        });
+        let config_file = lab.dir.join("daemon.json");
+        std::fs::write(&config_file, config.to_string())
+            .map_err(|e| format!("cannot write {}: {e}", config_file.display()))?;
+        let log = std::fs::File::create(lab.dir.join("dockerd.log"))
+            .map_err(|e| format!("cannot make the engine's log: {e}"))?;
+        let log2 = log
+            .try_clone()
+            .map_err(|e| format!("cannot share the engine's log: {e}"))?;
+        let path = |p: &str| lab.dir.join(p).to_string_lossy().into_owned();
+        // nsenter execs dockerd: the child's PID is the engine's.
+        let child = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", lab.netns))
+            .arg("--")
+            .arg("dockerd")
+            .args(["--config-file", &path("daemon.json")])
+            .args(["--data-root", &path("root")])
+            .args(["--exec-root", &path("exec")])
+            .args(["--pidfile", &path("docker.pid")])
+            .args(["-H", &format!("unix://{}", path("docker.sock"))])
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .spawn()
+            .map_err(|e| format!("cannot start dockerd: {e}"))?;
+        lab.child = Some(child);
+        let deadline = Instant::now() + START_PATIENCE;
+        loop {
+            if let Some(child) = lab.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    lab.child = None;
+                    return Err(format!(
+                        "the lab engine of {} exited ({status}) before answering:\n{}",
+                        lab.test,
+                        lab.log_tail()
+                    ));
+                }
+            }
+            if lab.socket().exists() && super::block_on(lab.engine_once()).is_ok() {
+                return Ok(lab);
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "dockerd did not answer on {} within {} s:\n{}",
+                    lab.socket().display(),
+                    START_PATIENCE.as_secs(),
+                    lab.log_tail()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Its socket.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("docker.sock")
+    }
+
+    /// Its address, as DOCKER_HOST takes it.
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.socket().display())
+    }
+
+    async fn engine_once(&self) -> sparkbox::Result<DockerEngine> {
+        DockerEngine::connect_to_socket(&self.host()).await
+    }
+
+    /// A connection to it.
+    pub async fn engine(&self) -> DockerEngine {
+        self.engine_once().await.expect("the lab engine answers")
+    }
+
+    /// The last lines of its log.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.join("dockerd.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// The PID in `file` when that process is one this lab started (its
+    /// command line names the lab's directory).
+    fn own_pid(&self, file: &Path) -> Option<u32> {
+        let pid: u32 = std::fs::read_to_string(file).ok()?.trim().parse().ok()?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let dir = self.dir.to_string_lossy();
+        String::from_utf8_lossy(&cmdline)
+            .contains(dir.as_ref())
+            .then_some(pid)
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = child.id().to_string();
+            let _ = Command::new("kill").args(["-TERM", &pid]).status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            if let Ok(None) = child.try_wait() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        // Its containerd outlives a killed dockerd; it is ours by its pidfile.
+        let containerd = self.dir.join("exec/containerd/containerd.pid");
+        if let Some(pid) = self.own_pid(&containerd) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+        // Mounts a killed engine left: deepest first.
+        let dir = self.dir.to_string_lossy().into_owned();
+        let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(4).map(str::to_string))
+            .filter(|m| m.starts_with(&dir))
+            .collect();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            let _ = Command::new("umount").args(["-l", &m]).status();
+        }
+        let _ = run("ip", &["netns", "del", &self.netns]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Drop for LabEngine {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A lab engine for `test`, or None (with the reason printed) when one
+/// cannot be started here; under CI=true that fails the test instead.
+pub fn lab_engine(test: &str) -> Option<LabEngine> {
+    match LabEngine::start(test) {
+        Ok(lab) => Some(lab),
+        Err(why) => {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("CI=true requires the lab engine tests to run, but: {why}");
+            }
+            eprintln!("SKIPPED {test}: cannot start a lab engine ({why})");
+            None
+        }
+    }
+}

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod lab;
+pub mod registry;
 
 use std::sync::Mutex;
 use std::time::Duration;

@@ -91,7 +91,7 @@ pub struct ImageArgs {
     #[arg(long = "python-package", value_name = "SPEC")]
     pub python_packages: Vec<String>,
 
-    /// A registry to pull the image from before building it (and `image push` to), e.g. ghcr.io/ORG/sparkbox or 127.0.0.1:5000/sparkbox; credentials come from `docker login`.
+    /// A registry to pull the image from before building it (and `image push` to), HOST[:PORT]/PATH, e.g. 127.0.0.1:5000/sparkbox; credentials come from `docker login`.
     #[arg(long, value_name = "REG", env = "SPARKBOX_REGISTRY")]
     pub registry: Option<String>,
 }

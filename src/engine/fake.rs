@@ -1376,7 +1376,7 @@ impl Engine for FakeEngine {
                 detail: format!("An image does not exist locally with the tag: {reference}"),
             });
         };
-        let host = registry_host(reference).unwrap_or("docker.io");
+        let host = registry_host(reference).unwrap_or_default();
         st.registry_check(host, auth, &action)?;
         let digest = fake_digest(&image.id);
         let (repo, tag) = super::split_reference(reference);

@@ -103,7 +103,7 @@ pub struct ImageInfo {
 /// Credentials for one registry, as `docker login` stored them.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct RegistryAuth {
-    /// The registry host they are for ("127.0.0.1:5000", "ghcr.io").
+    /// The registry host they are for ("127.0.0.1:5000", "registry.example.com").
     pub server: String,
     /// User name.
     pub username: Option<String>,

@@ -373,11 +373,20 @@ async fn finish_image<E: Engine>(
             ..Default::default()
         })
         .await?;
-    let (rootfs, export_error) = rootfs_of(engine, &container);
-    let imported = engine
-        .import_rootfs(rootfs, tag, image_changes(&image_labels))
-        .await;
-    engine.remove_container(&container).await.ok();
+    let (rootfs, export_error, ended, removed) = rootfs_of(engine, &container);
+    // The container goes between the export's last byte and the end of the
+    // import's body, so the image never exists beside it: a build stopped
+    // (Ctrl-C) before that leaves no image, and the next build removes the
+    // container by its name above.
+    let remove = async {
+        ended.await.ok();
+        engine.remove_container(&container).await.ok();
+        removed.send(()).ok();
+    };
+    let (imported, ()) = tokio::join!(
+        engine.import_rootfs(rootfs, tag, image_changes(&image_labels)),
+        remove
+    );
     // A failed export shows at the import as a broken body: say which it was.
     let export_error = export_error.lock().ok().and_then(|mut e| e.take());
     match (imported, export_error) {
@@ -392,11 +401,23 @@ async fn finish_image<E: Engine>(
 /// Where the export's own error is kept when it fails half-way.
 type ExportError = std::sync::Arc<std::sync::Mutex<Option<Error>>>;
 
-/// The export of `container` as an import's body, and its error's slot.
-fn rootfs_of<E: Engine>(engine: &E, container: &str) -> (ByteStream, ExportError) {
+/// The export of `container` as an import's body; the slot of the export's
+/// error; a signal for when the export has ended (or the body was dropped);
+/// and the sender the body waits on before it ends.
+fn rootfs_of<E: Engine>(
+    engine: &E,
+    container: &str,
+) -> (
+    ByteStream,
+    ExportError,
+    tokio::sync::oneshot::Receiver<()>,
+    tokio::sync::oneshot::Sender<()>,
+) {
     let slot: ExportError = Default::default();
     let keep = slot.clone();
-    let stream = engine
+    let (ended_tx, ended_rx) = tokio::sync::oneshot::channel();
+    let (removed_tx, removed_rx) = tokio::sync::oneshot::channel::<()>();
+    let bytes = engine
         .export_container(container)
         .map(move |item: Result<Bytes>| {
             item.map_err(|e| {
@@ -406,9 +427,13 @@ fn rootfs_of<E: Engine>(engine: &E, container: &str) -> (ByteStream, ExportError
                 }
                 std::io::Error::other(text)
             })
-        })
-        .boxed();
-    (stream, slot)
+        });
+    let end = futures_util::stream::once(async move {
+        ended_tx.send(()).ok();
+        removed_rx.await.ok();
+    })
+    .filter_map(|()| async { None::<std::io::Result<Bytes>> });
+    (bytes.chain(end).boxed(), slot, ended_rx, removed_tx)
 }
 
 /// Reads /opt/sparkbox/versions.json from an image.

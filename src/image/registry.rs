@@ -28,9 +28,6 @@ pub fn docker_config_path() -> PathBuf {
     }
 }
 
-/// The key Docker Hub's credentials are stored under.
-const HUB_KEY: &str = "https://index.docker.io/v1/";
-
 /// The server part of a config key: "https://host:5000/v2/" -> "host:5000".
 fn server_of(key: &str) -> &str {
     let key = key
@@ -40,10 +37,10 @@ fn server_of(key: &str) -> &str {
     key.split('/').next().unwrap_or(key)
 }
 
-/// The credentials for `host` (None: Docker Hub) in the Docker client
+/// The credentials for `host` in the Docker client
 /// configuration `config` (its text): a credential helper's answer (per
 /// host, else the store), else the `auths` entry. None when there are none.
-pub fn credentials_in(config: &str, host: Option<&str>) -> Result<Option<RegistryAuth>> {
+pub fn credentials_in(config: &str, host: &str) -> Result<Option<RegistryAuth>> {
     let path = docker_config_path();
     let json: serde_json::Value = serde_json::from_str(config).map_err(|e| {
         Error::InvalidInput(format!(
@@ -51,8 +48,8 @@ pub fn credentials_in(config: &str, host: Option<&str>) -> Result<Option<Registr
             path.display()
         ))
     })?;
-    let server = host.unwrap_or(HUB_KEY);
-    let wanted = host.unwrap_or("index.docker.io");
+    let server = host;
+    let wanted = host;
     let helper = json
         .get("credHelpers")
         .and_then(|h| h.get(server))
@@ -223,7 +220,7 @@ fn login_error(action: String, registry: &Registry, detail: String) -> Error {
     Error::RegistryLogin {
         action,
         registry: registry.to_string(),
-        host: registry.host().unwrap_or("").to_string(),
+        host: registry.host().to_string(),
         config: docker_config_path().display().to_string(),
         detail,
     }
@@ -413,34 +410,33 @@ mod tests {
     fn reads_auths_by_host_in_every_spelling_docker_writes() {
         let config = r#"{"auths": {
             "127.0.0.1:5000": {"auth": "YWxpY2U6czNjcmV0"},
-            "https://ghcr.io": {"username": "bob", "password": "pw"},
-            "https://index.docker.io/v1/": {"auth": "aHViOmh1YnB3"}
+            "https://registry.example.com": {"username": "bob", "password": "pw"},
+            "http://10.0.0.9:5000/v2/": {"auth": "aHViOmh1YnB3"}
         }}"#;
-        let a = credentials_in(config, Some("127.0.0.1:5000"))
+        let a = credentials_in(config, "127.0.0.1:5000")
             .expect("ok")
             .expect("found");
         assert_eq!(a.username.as_deref(), Some("alice"));
         assert_eq!(a.password.as_deref(), Some("s3cret"));
         assert_eq!(a.server, "127.0.0.1:5000");
-        let g = credentials_in(config, Some("ghcr.io"))
+        let g = credentials_in(config, "registry.example.com")
             .expect("ok")
             .expect("found");
         assert_eq!(g.username.as_deref(), Some("bob"));
-        let hub = credentials_in(config, None).expect("ok").expect("found");
-        assert_eq!(hub.username.as_deref(), Some("hub"));
-        assert!(credentials_in(config, Some("other:1"))
+        let v2 = credentials_in(config, "10.0.0.9:5000")
             .expect("ok")
-            .is_none());
+            .expect("found");
+        assert_eq!(v2.username.as_deref(), Some("hub"));
+        assert!(credentials_in(config, "other:1").expect("ok").is_none());
         // The secret never shows in a debug print.
         assert!(!format!("{a:?}").contains("s3cret"));
     }
 
     #[test]
     fn a_broken_config_is_named_with_the_fix() {
-        let err = credentials_in("{not json", Some("h:1")).expect_err("bad");
+        let err = credentials_in("{not json", "h:1").expect_err("bad");
         assert!(err.to_string().contains("docker login"), "{err}");
-        let err =
-            credentials_in(r#"{"auths":{"h:1":{"auth":"%%%"}}}"#, Some("h:1")).expect_err("bad");
+        let err = credentials_in(r#"{"auths":{"h:1":{"auth":"%%%"}}}"#, "h:1").expect_err("bad");
         assert!(err.to_string().contains("docker login h:1"), "{err}");
     }
 
@@ -448,9 +444,7 @@ mod tests {
     fn a_missing_helper_falls_back_to_the_file() {
         let config = r#"{"credsStore": "sparkbox-no-such-helper",
                          "auths": {"h:1": {"auth": "dTpw"}}}"#;
-        let a = credentials_in(config, Some("h:1"))
-            .expect("ok")
-            .expect("found");
+        let a = credentials_in(config, "h:1").expect("ok").expect("found");
         assert_eq!(a.username.as_deref(), Some("u"));
     }
 }

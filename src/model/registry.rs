@@ -1,5 +1,5 @@
 //! Where sparkbox images live besides this engine: a registry prefix such as
-//! `ghcr.io/org/sparkbox` or `127.0.0.1:5000/sparkbox`, under which the image
+//! `registry.example.com/team/sparkbox` or `127.0.0.1:5000/sparkbox`, under which the image
 //! is `PREFIX/jupyter-spark:<spark>-<12 hex>` — the same tag as the local
 //! one, so a registry holds exactly the images this sparkbox would build.
 //! Pure: pulling and pushing live in `image/registry.rs`.
@@ -16,12 +16,12 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Checks `text` as a registry prefix: `HOST[:PORT][/PATH…]` (or a
-    /// Docker Hub namespace), without a scheme, tag or digest.
+    /// Checks `text` as a registry prefix: `HOST[:PORT][/PATH…]`, without a
+    /// scheme, tag or digest.
     pub fn parse(text: &str) -> Result<Registry> {
         let bad = |why: &str| {
             Error::InvalidInput(format!(
-                "--registry {text:?} is not a registry name: {why} — use HOST[:PORT]/PATH, e.g. ghcr.io/ORG/sparkbox or 127.0.0.1:5000/sparkbox"
+                "--registry {text:?} is not a registry name: {why} — use HOST[:PORT]/PATH, e.g. registry.example.com/TEAM/sparkbox or 127.0.0.1:5000/sparkbox"
             ))
         };
         let trimmed = text.trim_end_matches('/');
@@ -39,12 +39,13 @@ impl Registry {
         let rest: Vec<&str> = parts.collect();
         // The first part is a host when it looks like one (as the engine reads it).
         let is_host = first.contains('.') || first.contains(':') || first == "localhost";
-        let path: Vec<&str> = if is_host {
-            check_host(first).map_err(|why| bad(&why))?;
-            rest
-        } else {
-            std::iter::once(first).chain(rest).collect()
-        };
+        if !is_host {
+            return Err(bad(&format!(
+                "{first:?} is not a host; start with the registry's host (a name with a dot, HOST:PORT or localhost)"
+            )));
+        }
+        check_host(first).map_err(|why| bad(&why))?;
+        let path = rest;
         for component in &path {
             if component.contains(':') {
                 return Err(bad(&format!(
@@ -70,11 +71,9 @@ impl Registry {
         &self.prefix
     }
 
-    /// The registry host the engine talks to ("ghcr.io", "127.0.0.1:5000"),
-    /// or None for Docker Hub.
-    pub fn host(&self) -> Option<&str> {
-        let first = self.prefix.split('/').next().unwrap_or_default();
-        (first.contains('.') || first.contains(':') || first == "localhost").then_some(first)
+    /// The registry host the engine talks to ("registry.example.com", "127.0.0.1:5000").
+    pub fn host(&self) -> &str {
+        self.prefix.split('/').next().unwrap_or_default()
     }
 
     /// The remote repository: "PREFIX/jupyter-spark".
@@ -217,41 +216,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn accepts_hosts_ports_paths_and_hub_namespaces() {
+    fn accepts_hosts_ports_and_paths() {
         for ok in [
-            "ghcr.io/org/sparkbox",
+            "registry.example.com/team/sparkbox",
             "127.0.0.1:5000/sparkbox",
             "127.0.0.1:5000",
             "localhost:5000/a/b",
             "registry.example/team_a/spark-box",
-            "myorg",
-            "ghcr.io/org/sparkbox/",
+            "registry.example.com/team/sparkbox/",
         ] {
             assert!(Registry::parse(ok).is_ok(), "{ok}");
         }
         let r = Registry::parse("127.0.0.1:5000/sparkbox/").expect("ok");
         assert_eq!(r.as_str(), "127.0.0.1:5000/sparkbox");
-        assert_eq!(r.host(), Some("127.0.0.1:5000"));
+        assert_eq!(r.host(), "127.0.0.1:5000");
         assert_eq!(
             r.reference_for("sparkbox/jupyter-spark:4.3.0-abc"),
             "127.0.0.1:5000/sparkbox/jupyter-spark:4.3.0-abc"
         );
-        assert_eq!(Registry::parse("myorg").expect("ok").host(), None);
     }
 
     #[test]
     fn refuses_what_the_engine_would_refuse_with_the_reason() {
         for (bad, why) in [
             ("", "empty"),
-            ("https://ghcr.io/org", "scheme"),
-            ("ghcr.io/Org/x", "valid path part"),
-            ("ghcr.io/org/x:1.0", "has a tag"),
-            ("ghcr.io/org@sha256:00", "digest"),
+            ("myorg/sparkbox", "not a host"),
+            ("https://registry.example.com/org", "scheme"),
+            ("registry.example.com/Org/x", "valid path part"),
+            ("registry.example.com/org/x:1.0", "has a tag"),
+            ("registry.example.com/org@sha256:00", "digest"),
             ("127.0.0.1:99999/x", "not a port"),
             ("bad_host.io:5000/x", "host name"),
-            ("ghcr.io/a..b", "valid path part"),
-            ("ghcr.io/a b", "valid path part"),
-            ("ghcr.io//x", "valid path part"),
+            ("registry.example.com/a..b", "valid path part"),
+            ("registry.example.com/a b", "valid path part"),
+            ("registry.example.com//x", "valid path part"),
         ] {
             let err = Registry::parse(bad).expect_err(bad).to_string();
             assert!(err.contains(why), "{bad}: {err}");

@@ -33,6 +33,28 @@ struct ImageBack<'a> {
     remote: String,
 }
 
+/// Untags every name of a test registry (`prefix`) from the engine when
+/// dropped: the image stays under its own tag.
+struct RemoteTags(Vec<String>);
+
+impl Drop for RemoteTags {
+    fn drop(&mut self) {
+        let Ok(out) = std::process::Command::new("docker")
+            .args(["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"])
+            .output()
+        else {
+            return;
+        };
+        for name in String::from_utf8_lossy(&out.stdout).lines() {
+            if self.0.iter().any(|p| name.starts_with(p.as_str())) {
+                let _ = std::process::Command::new("docker")
+                    .args(["image", "rm", name])
+                    .output();
+            }
+        }
+    }
+}
+
 impl Drop for ImageBack<'_> {
     fn drop(&mut self) {
         if block_on(self.engine.image(&self.tag))
@@ -40,8 +62,10 @@ impl Drop for ImageBack<'_> {
             .flatten()
             .is_none()
         {
-            let back = block_on(self.engine.pull(&self.remote))
-                .and_then(|_| block_on(self.engine.tag(&self.remote, &self.tag)));
+            let back = block_on(async {
+                self.engine.pull(&self.remote).await?;
+                self.engine.tag(&self.remote, &self.tag).await
+            });
             if let Err(e) = back {
                 eprintln!(
                     "could not bring {} back from {}: {e}",
@@ -60,6 +84,7 @@ fn push_then_up_pulls_the_proven_image_refuses_a_tampered_one_and_logs_in() {
         return;
     };
     ensure_default_image();
+    let mut remote_tags = RemoteTags(vec![format!("{}/", open.host)]);
     let tag = default_tag();
     let reg = format!("{}/sbx", open.host);
     let remote = format!(
@@ -214,6 +239,7 @@ fn push_then_up_pulls_the_proven_image_refuses_a_tampered_one_and_logs_in() {
         return;
     };
     let reg = format!("{}/sbx", locked.host);
+    remote_tags.0.push(format!("{}/", locked.host));
     let good = locked.docker_config("alice", "s3cret");
     let bad = locked.docker_config("alice", "wrong");
     let none = tempfile::tempdir().expect("empty config dir");

@@ -116,6 +116,23 @@ fn is_sparkbox_tag(tag: &str) -> bool {
         .is_some_and(|rest| rest.starts_with(':'))
 }
 
+/// A tag of `image` that sparkbox made: its own repository, or the name a
+/// registry knows the image by (`image push`, a pull with --registry):
+/// "REG/jupyter-spark:<spark>-<12 hex of the image's content hash>".
+fn is_ours(image: &ImageSummary, tag: &str) -> bool {
+    if is_sparkbox_tag(tag) {
+        return true;
+    }
+    let Some(hash) = image.labels.get(labels::IMAGE_HASH) else {
+        return false;
+    };
+    let (repo, t) = crate::engine::split_reference(tag);
+    is_labelled_sparkbox(image)
+        && repo.ends_with(&format!("/{}", crate::model::registry::REMOTE_NAME))
+        && hash.len() >= 12
+        && t.ends_with(&format!("-{}", &hash[..12]))
+}
+
 fn is_labelled_sparkbox(image: &ImageSummary) -> bool {
     image.labels.get(labels::IMAGE).map(String::as_str) == Some("jupyter-spark")
 }
@@ -186,12 +203,12 @@ pub fn select(
         let ours: Vec<&String> = image
             .repo_tags
             .iter()
-            .filter(|t| is_sparkbox_tag(t))
+            .filter(|t| is_ours(image, t))
             .collect();
         let foreign: Vec<&String> = image
             .repo_tags
             .iter()
-            .filter(|t| !is_sparkbox_tag(t))
+            .filter(|t| !is_ours(image, t))
             .collect();
         let untagged = image.repo_tags.is_empty();
         let has_children = children.contains_key(image.id.as_str());
@@ -492,6 +509,31 @@ mod tests {
         i.labels
             .insert(labels::IMAGE.to_string(), "jupyter-spark".to_string());
         i
+    }
+
+    #[test]
+    fn a_registrys_name_for_the_image_is_sparkboxs_and_others_are_not() {
+        let mut i = labelled(image("a", None, &[], 1));
+        i.labels.insert(
+            labels::IMAGE_HASH.to_string(),
+            format!("abcdef123456{}", "0".repeat(52)),
+        );
+        assert!(is_ours(&i, "sparkbox/jupyter-spark:4.3.0-abcdef123456"));
+        assert!(is_ours(
+            &i,
+            "127.0.0.1:5000/sbx/jupyter-spark:4.3.0-abcdef123456"
+        ));
+        // Another hash, another name, or an image without the labels: not ours.
+        assert!(!is_ours(
+            &i,
+            "127.0.0.1:5000/sbx/jupyter-spark:4.3.0-ffffff123456"
+        ));
+        assert!(!is_ours(&i, "127.0.0.1:5000/sbx/mine:4.3.0-abcdef123456"));
+        let plain = image("b", None, &[], 1);
+        assert!(!is_ours(
+            &plain,
+            "127.0.0.1:5000/sbx/jupyter-spark:4.3.0-abcdef123456"
+        ));
     }
 
     fn container(name: &str, cluster: Option<&str>, image_id: &str, state: &str) -> ContainerState {

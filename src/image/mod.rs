@@ -293,7 +293,13 @@ pub async fn ensure_image<E: Engine>(
         no_cache: settings.no_cache,
     };
     progress.phase(&format!("building {tag}"));
-    let stage_id = run_build(engine, context, &request, &tag, progress).await?;
+    let stage_id = match run_build(engine, context, &request, &tag, progress).await {
+        Ok(id) => id,
+        Err(e) => {
+            remove_failed_steps(engine, &recipe.base_image).await;
+            return Err(e);
+        }
+    };
     let result = finish_image(engine, recipe, &stage_id, &tag, progress).await;
     // The stage is a step on the way: none of its 1.5 GB is left behind.
     engine.remove_image(&stage_tag).await.ok();
@@ -308,6 +314,41 @@ pub async fn ensure_image<E: Engine>(
         digest: None,
         versions: measured,
     })
+}
+
+/// Removes what a failed build left: the builder keeps the image of each
+/// step that succeeded — here the copy of the build context (the CA bundle
+/// in it) — untagged, on the base image. Only such images of sparkbox's own
+/// copy step, with no tag and no child, are removed, and never by force.
+async fn remove_failed_steps<E: Engine>(engine: &E, base_image: &str) {
+    let Ok(Some(base)) = engine.image(base_image).await else {
+        return;
+    };
+    let Ok(images) = engine.images(&[]).await else {
+        return;
+    };
+    let parents: std::collections::HashSet<&str> = images
+        .iter()
+        .filter_map(|i| i.parent_id.as_deref())
+        .collect();
+    for image in &images {
+        if !image.repo_tags.is_empty()
+            || image.parent_id.as_deref() != Some(base.id.as_str())
+            || parents.contains(image.id.as_str())
+        {
+            continue;
+        }
+        let Ok(history) = engine.image_history(&image.id).await else {
+            continue;
+        };
+        let copied_context = history.first().is_some_and(|step| {
+            step.contains(" COPY ") && step.trim_end().ends_with(" in /tmp/sparkbox-build/")
+        });
+        if copied_context {
+            tracing::info!("removing {}, a step of the failed build", image.id);
+            engine.remove_image_unforced(&image.id).await.ok();
+        }
+    }
 }
 
 /// The container a build of `tag` exports its filesystem from: one name per

@@ -217,9 +217,9 @@ fn which(program: &str) -> Option<std::path::PathBuf> {
 
 #[test]
 fn failing_build_step_shows_its_last_lines() {
-    if docker("failing_build_step_shows_its_last_lines").is_none() {
+    let Some(engine) = docker("failing_build_step_shows_its_last_lines") else {
         return;
-    }
+    };
     ensure_default_image();
     // The sparkbox image runs as the unprivileged user `spark`, so using it as
     // a base makes the install step fail at once (apt-get needs root).
@@ -236,6 +236,19 @@ fn failing_build_step_shows_its_last_lines() {
         err.to_lowercase().contains("permission denied"),
         "the step's own output is missing: {err}"
     );
+    // Nothing of the failed build stays on its base: the builder's image of
+    // the context copy (the CA bundle in it) is removed too.
+    let base_id = block_on(engine.image(&base))
+        .expect("inspect")
+        .expect("the base")
+        .id;
+    let left: Vec<String> = block_on(engine.images(&[]))
+        .expect("images")
+        .into_iter()
+        .filter(|i| i.parent_id.as_deref() == Some(base_id.as_str()))
+        .map(|i| i.id)
+        .collect();
+    assert!(left.is_empty(), "the failed build left {left:?}");
 }
 
 #[test]

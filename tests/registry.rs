@@ -11,18 +11,11 @@
 mod common;
 
 use common::registry::TestRegistry;
-use common::{block_on, cluster_name, docker, ensure_default_image, run, sparkbox, ClusterGuard};
+use common::{
+    block_on, cluster_name, default_tag, docker, ensure_default_image, run, sparkbox, ClusterGuard,
+};
 use sparkbox::engine::{DockerEngine, Engine};
 use sparkbox::model::labels;
-
-fn default_tag() -> String {
-    let (code, out, err) = run(sparkbox().args(["image", "tag"]));
-    assert_eq!(code, 0, "{err}");
-    out.split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string()
-}
 
 /// Every tag of `tag`'s image goes, so the engine holds no copy of it; when
 /// dropped, the image is back (pulled again from `registry`) if a step

@@ -571,7 +571,7 @@ impl State {
 /// None for a plain name.
 fn registry_host(reference: &str) -> Option<&str> {
     let (first, _) = reference.split_once('/')?;
-    (first.contains('.') || first.contains(':') || first == "localhost").then_some(first)
+    crate::model::registry::is_host(first).then_some(first)
 }
 
 /// The digest a registry gives an image: derived from its ID, as a real

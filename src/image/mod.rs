@@ -232,7 +232,6 @@ pub async fn ensure_image<E: Engine>(
     progress: &Progress,
 ) -> Result<BuiltImage> {
     let tag = recipe.tag();
-    remove_leftover_export(engine, &tag).await?;
     if !settings.force {
         if let Some(existing) = engine.image(&tag).await? {
             let versions = versions_from_labels(&existing.labels).unwrap_or_default();
@@ -248,18 +247,14 @@ pub async fn ensure_image<E: Engine>(
         }
         if let Some(reg) = &settings.registry {
             if let Some(pulled) = registry::pull_verified(engine, reg, recipe, progress).await? {
-                let image = engine.image(&tag).await?.ok_or_else(|| Error::Engine {
-                    action: format!("tag {tag}"),
-                    detail: "the pulled image lost its tag".into(),
-                })?;
                 return Ok(BuiltImage {
                     tag,
-                    id: image.id,
-                    size: image.size,
+                    versions: versions_from_labels(&pulled.image.labels).unwrap_or_default(),
+                    id: pulled.image.id,
+                    size: pulled.image.size,
                     built: false,
                     pulled: true,
                     digest: pulled.digest,
-                    versions: versions_from_labels(&image.labels).unwrap_or_default(),
                 });
             }
         }
@@ -358,18 +353,6 @@ fn export_container_name(tag: &str) -> String {
     format!("sparkbox-export-{hash}")
 }
 
-/// Removes the export container an interrupted build of `tag` left behind
-/// (it never runs; the image is made only once the export is done).
-pub async fn remove_leftover_export<E: Engine>(engine: &E, tag: &str) -> Result<()> {
-    let name = export_container_name(tag);
-    let temporary = engine.containers(&[(labels::TEMPORARY, "true")]).await?;
-    if temporary.iter().any(|c| c.name == name) {
-        tracing::info!("removing {name}, left by an interrupted build");
-        engine.remove_container(&name).await.ok();
-    }
-    Ok(())
-}
-
 /// Checks the versions the built stage measured and makes the image `tag`
 /// from its root filesystem: exported from a container that never runs and
 /// imported with image.conf's settings and the labels, in one call. The
@@ -405,7 +388,10 @@ async fn finish_image<E: Engine>(
     }
 
     progress.phase("making the image: one layer with its settings and measured versions");
+    // Named after the image: a build stopped while its container existed
+    // left it under this name, and it goes here.
     let container = export_container_name(tag);
+    engine.remove_container(&container).await?;
     engine
         .create_container(&ContainerSpec {
             name: container.clone(),
@@ -418,7 +404,7 @@ async fn finish_image<E: Engine>(
     // The container goes between the export's last byte and the end of the
     // import's body, so the image never exists beside it: a build stopped
     // (Ctrl-C) before that leaves no image, and the next build removes the
-    // container by its name above.
+    // container by its name.
     let remove = async {
         ended.await.ok();
         engine.remove_container(&container).await.ok();

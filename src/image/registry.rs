@@ -48,15 +48,13 @@ pub fn credentials_in(config: &str, host: &str) -> Result<Option<RegistryAuth>> 
             path.display()
         ))
     })?;
-    let server = host;
-    let wanted = host;
     let helper = json
         .get("credHelpers")
-        .and_then(|h| h.get(server))
+        .and_then(|h| h.get(host))
         .or_else(|| json.get("credsStore"))
         .and_then(|v| v.as_str());
     if let Some(helper) = helper.filter(|h| !h.is_empty()) {
-        if let Some(auth) = from_helper(helper, server)? {
+        if let Some(auth) = from_helper(helper, host)? {
             return Ok(Some(auth));
         }
     }
@@ -65,7 +63,7 @@ pub fn credentials_in(config: &str, host: &str) -> Result<Option<RegistryAuth>> 
     };
     let entry = auths
         .iter()
-        .find(|(k, _)| server_of(k) == wanted || k.as_str() == server)
+        .find(|(k, _)| server_of(k) == host)
         .map(|(_, v)| v);
     let Some(entry) = entry else {
         return Ok(None);
@@ -78,7 +76,7 @@ pub fn credentials_in(config: &str, host: &str) -> Result<Option<RegistryAuth>> 
             .map(str::to_string)
     };
     let mut auth = RegistryAuth {
-        server: server.to_string(),
+        server: host.to_string(),
         username: field("username"),
         password: field("password"),
         identity_token: field("identitytoken"),
@@ -90,7 +88,7 @@ pub fn credentials_in(config: &str, host: &str) -> Result<Option<RegistryAuth>> 
             .and_then(|b| String::from_utf8(b).ok())
             .ok_or_else(|| {
                 Error::InvalidInput(format!(
-                    "the credentials for {wanted} in {} cannot be read (\"auth\" is not base64 of USER:PASSWORD) — log in again with `docker login {wanted}`",
+                    "the credentials for {host} in {} cannot be read (\"auth\" is not base64 of USER:PASSWORD) — log in again with `docker login {host}`",
                     path.display()
                 ))
             })?;
@@ -215,6 +213,16 @@ impl<'a> TransferLines<'a> {
     }
 }
 
+/// A pull's or push's engine refusal, classified by its words; any other
+/// error (a full disk, which the engine layer names, an unreachable engine)
+/// passes through as it is.
+fn classified(err: Error) -> Result<(Failure, String)> {
+    match err {
+        Error::Engine { detail, .. } => Ok((classify(&detail), detail)),
+        other => Err(other),
+    }
+}
+
 /// The login error for `registry`.
 fn login_error(action: String, registry: &Registry, detail: String) -> Error {
     Error::RegistryLogin {
@@ -229,6 +237,8 @@ fn login_error(action: String, registry: &Registry, detail: String) -> Error {
 /// What was found in the registry.
 #[derive(Debug, Clone)]
 pub struct Pulled {
+    /// The image, as the engine holds it now under the local tag too.
+    pub image: crate::engine::ImageInfo,
     /// The registry's digest of it ("REPO@sha256:…").
     pub digest: Option<String>,
 }
@@ -254,16 +264,9 @@ pub async fn pull_verified<E: Engine>(
         .await;
     let transferred = lines.layers > 0;
     if let Err(err) = pulled {
-        let detail = match &err {
-            Error::Engine { detail, .. } => detail.clone(),
-            Error::DiskFull { .. } => return Err(err),
-            other => other.to_string(),
-        };
-        return match classify(&detail) {
+        let (failure, detail) = classified(err)?;
+        return match failure {
             Failure::Unauthorized => Err(login_error(format!("pull {remote}"), registry, detail)),
-            Failure::DiskFull => Err(Error::DiskFull {
-                during: format!("pulling {remote}"),
-            }),
             Failure::Unreachable if !transferred => {
                 progress.note(&format!(
                     "the registry {registry} cannot be reached ({detail}); building the image here instead"
@@ -306,7 +309,7 @@ pub async fn pull_verified<E: Engine>(
             .map(|(_, d)| format!(" ({d})"))
             .unwrap_or_default()
     ));
-    Ok(Some(Pulled { digest }))
+    Ok(Some(Pulled { image, digest }))
 }
 
 /// Why the image `reference` with `image_labels` is not the image of
@@ -372,15 +375,9 @@ pub async fn push<E: Engine>(
         .push(&remote, auth.as_ref(), &mut |l| lines.line(l))
         .await;
     if let Err(err) = pushed {
-        let detail = match &err {
-            Error::Engine { detail, .. } => detail.clone(),
-            _ => return Err(err),
-        };
-        return Err(match classify(&detail) {
+        let (failure, detail) = classified(err)?;
+        return Err(match failure {
             Failure::Unauthorized => login_error(format!("push {remote}"), registry, detail),
-            Failure::DiskFull => Error::DiskFull {
-                during: format!("pushing {remote}"),
-            },
             _ => Error::Registry {
                 action: format!("push {remote}"),
                 registry: registry.to_string(),

@@ -38,8 +38,7 @@ impl Registry {
         let first = parts.next().unwrap_or_default();
         let rest: Vec<&str> = parts.collect();
         // The first part is a host when it looks like one (as the engine reads it).
-        let is_host = first.contains('.') || first.contains(':') || first == "localhost";
-        if !is_host {
+        if !is_host(first) {
             return Err(bad(&format!(
                 "{first:?} is not a host; start with the registry's host (a name with a dot, HOST:PORT or localhost)"
             )));
@@ -108,6 +107,12 @@ impl std::fmt::Display for Registry {
     }
 }
 
+/// Whether the first part of a reference names a registry host (as the
+/// engine reads it): a name with a dot, HOST:PORT, or localhost.
+pub fn is_host(first: &str) -> bool {
+    first.contains('.') || first.contains(':') || first == "localhost"
+}
+
 fn check_host(host: &str) -> std::result::Result<(), String> {
     let (name, port) = match host.rsplit_once(':') {
         Some((n, p)) => (n, Some(p)),
@@ -166,8 +171,6 @@ pub enum Failure {
     NotFound,
     /// The registry refused the credentials (or wants some).
     Unauthorized,
-    /// The engine's disk is full.
-    DiskFull,
     /// Anything else.
     Other,
 }
@@ -176,9 +179,7 @@ pub enum Failure {
 pub fn classify(detail: &str) -> Failure {
     let d = detail.to_lowercase();
     let any = |words: &[&str]| words.iter().any(|w| d.contains(w));
-    if any(&["no space left on device"]) {
-        Failure::DiskFull
-    } else if any(&[
+    if any(&[
         "unauthorized",
         "authentication required",
         "no basic auth credentials",
@@ -291,10 +292,6 @@ mod tests {
         assert_eq!(
             classify("unauthorized: authentication required"),
             Failure::Unauthorized
-        );
-        assert_eq!(
-            classify("write /var/lib/docker/tmp/x: no space left on device"),
-            Failure::DiskFull
         );
         assert_eq!(classify("something else"), Failure::Other);
     }

@@ -194,9 +194,6 @@ pub async fn up_with<E: Engine>(
     for note in &notes {
         progress.note(&format!("note: {note}"));
     }
-    // A build of this image interrupted after its import leaves its export
-    // container; the image is whole, so nothing else would remove it.
-    crate::image::remove_leftover_export(engine, &tag).await?;
     if let Some(dir) = &spec.data_dir {
         std::fs::create_dir_all(dir).map_err(|e| {
             Error::InvalidInput(format!(

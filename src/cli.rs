@@ -199,6 +199,15 @@ pub struct ClusterArgs {
     /// Seconds to wait for every worker, Jupyter and the version check (default 180).
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
+
+    /// Run the cluster as services on the Docker Swarm whose manager
+    /// DOCKER_HOST points at ([cluster] engine = "swarm")
+    #[arg(long)]
+    pub swarm: bool,
+
+    /// On a swarm: at most this many workers on one node (default 1)
+    #[arg(long, value_name = "N")]
+    pub workers_per_node: Option<u32>,
 }
 
 /// `sparkbox up`.

@@ -128,6 +128,20 @@ pub enum Error {
     #[error("interrupted — {0}")]
     Interrupted(String),
 
+    /// A swarm refused what was asked, or cannot run it as asked (not a
+    /// manager, no node allowed, no registry for the image).
+    #[error("{0}")]
+    Swarm(String),
+
+    /// A container of a swarm cluster runs on another node than the engine
+    /// sparkbox talks to, so exec, copy and inspect cannot reach it there.
+    #[error("{container} runs on swarm node {node}, and the engine at {host} reaches only the containers on its own node — run the command with DOCKER_HOST pointing at {node}'s engine, or read its log with `sparkbox logs`")]
+    OtherNode {
+        container: String,
+        node: String,
+        host: String,
+    },
+
     /// Anything else that went wrong on this machine (not in the engine).
     #[error("{0}")]
     Io(String),
@@ -158,7 +172,8 @@ impl Error {
             Error::NotReady(_) => 7,
             Error::ParityMismatch(_) => 8,
             Error::PortTaken(_) => 9,
-            Error::Engine { .. } | Error::Io(_) => 1,
+            Error::Swarm(_) => 11,
+            Error::Engine { .. } | Error::Io(_) | Error::OtherNode { .. } => 1,
             Error::Gone { .. } | Error::NameConflict { .. } | Error::InUse { .. } => 1,
             Error::Interrupted(_) => 130,
             Error::CommandExit(code) => (*code).clamp(1, 255) as u8,

@@ -165,19 +165,49 @@ fn print_status(r: &StatusReport) {
     if let Some(image) = &r.image {
         println!("image {image}");
     }
+    let on_swarm = !r.nodes.is_empty();
+    let node_column = |node: &str| {
+        if on_swarm {
+            format!("{node:<14} ")
+        } else {
+            String::new()
+        }
+    };
     println!(
-        "{:<24} {:<8} {:<8} {:<10} {:<9} url",
-        "container", "role", "state", "health", "versions"
+        "{:<24} {:<8} {:<8} {:<10} {:<9} {}url",
+        "container",
+        "role",
+        "state",
+        "health",
+        "versions",
+        node_column("node")
     );
     for c in &r.containers {
         println!(
-            "{:<24} {:<8} {:<8} {:<10} {:<9} {}",
+            "{:<24} {:<8} {:<8} {:<10} {:<9} {}{}",
             c.name,
             c.role,
             c.state,
             c.health.as_deref().unwrap_or("-"),
             if c.versions_ok { "ok" } else { "DIFFERENT" },
+            node_column(c.node.as_deref().unwrap_or("-")),
             c.url.as_deref().unwrap_or("")
+        );
+        if on_swarm && c.state != "running" {
+            println!("    {}", c.status);
+        }
+    }
+    for n in &r.nodes {
+        println!(
+            "node {} ({}, {}): {}",
+            n.node,
+            n.role,
+            n.state,
+            if n.containers.is_empty() {
+                "nothing of this cluster".to_string()
+            } else {
+                n.containers.join(", ")
+            }
         );
     }
     for app in &r.apps {

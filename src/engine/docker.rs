@@ -44,6 +44,8 @@ pub struct DockerEngine {
     info: EngineInfo,
     /// The server's version document, read once when connecting.
     version: bollard::models::SystemVersion,
+    /// Whether it manages a swarm (then a swarm cluster's objects are services).
+    swarm: super::swarm::SwarmRole,
 }
 
 /// The engine address sparkbox will use: DOCKER_HOST or the platform default.
@@ -54,20 +56,7 @@ pub fn docker_host() -> String {
         .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string())
 }
 
-/// Joins an error with all its causes, for messages that keep the real reason.
-pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let piece = cause.to_string();
-        if !text.contains(&piece) {
-            text.push_str(": ");
-            text.push_str(&piece);
-        }
-        source = cause.source();
-    }
-    text
-}
+pub use super::error_chain;
 
 /// The innermost cause of an error: the words closest to what really happened.
 pub fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
@@ -147,10 +136,12 @@ impl DockerEngine {
             api_version: docker.client_version().to_string(),
         };
         tracing::debug!(?info, "connected to the engine");
+        let swarm = super::swarm::role_of(&docker).await;
         Ok(DockerEngine {
             docker,
             info,
             version,
+            swarm,
         })
     }
 
@@ -159,6 +150,32 @@ impl DockerEngine {
     /// itself goes through [`Engine`] only.
     pub fn client(&self) -> &Docker {
         &self.docker
+    }
+
+    /// What to address for the container `name`: itself, or — on a swarm
+    /// manager, when `name` is a service — its task's container on this
+    /// node; a task on another node cannot be reached from here.
+    async fn target(&self, name: &str) -> Result<String> {
+        if self.swarm.manager_node.is_none() {
+            return Ok(name.to_string());
+        }
+        match super::swarm::place_of(&self.docker, &self.swarm, name).await? {
+            super::swarm::TaskPlace::NotAService => Ok(name.to_string()),
+            super::swarm::TaskPlace::Here(id) => Ok(id),
+            super::swarm::TaskPlace::Elsewhere(node) => Err(Error::OtherNode {
+                container: name.to_string(),
+                node,
+                host: self.info.host.clone(),
+            }),
+        }
+    }
+
+    /// True when `name` is a service of this swarm manager.
+    async fn is_service(&self, name: &str) -> Result<Option<bollard::models::Service>> {
+        if self.swarm.manager_node.is_none() {
+            return Ok(None);
+        }
+        super::swarm::service(&self.docker, name).await
     }
 }
 
@@ -541,6 +558,11 @@ impl Engine for DockerEngine {
             .list_containers(Some(options))
             .await
             .map_err(|e| engine_error("list containers", "the container list", e))?;
+        let services = if self.swarm.manager_node.is_some() {
+            super::swarm::services_as_containers(&self.docker, labels).await?
+        } else {
+            Vec::new()
+        };
         Ok(list
             .into_iter()
             .map(|c| {
@@ -564,8 +586,10 @@ impl Engine for DockerEngine {
                     status,
                     created: c.created.unwrap_or(0),
                     image_id: c.image_id.unwrap_or_default(),
+                    node: None,
                 }
             })
+            .chain(services)
             .collect())
     }
 
@@ -599,9 +623,14 @@ impl Engine for DockerEngine {
     }
 
     async fn create_network(&self, name: &str, labels: HashMap<String, String>) -> Result<()> {
+        // A swarm cluster's network spans its nodes: an overlay that the
+        // services and one-off containers (attachable) join.
+        let swarm = super::swarm::is_swarm(&labels);
         let request = NetworkCreateRequest {
             name: name.to_string(),
-            driver: Some("bridge".into()),
+            driver: Some(if swarm { "overlay" } else { "bridge" }.into()),
+            attachable: swarm.then_some(true),
+            scope: swarm.then(|| "swarm".to_string()),
             labels: Some(labels),
             ..Default::default()
         };
@@ -651,6 +680,15 @@ impl Engine for DockerEngine {
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
+        if super::swarm::is_swarm(&spec.labels) {
+            if self.swarm.manager_node.is_none() {
+                return Err(Error::Swarm(format!(
+                    "{} belongs to a swarm cluster, and the engine at {} is not a swarm manager — point DOCKER_HOST at a manager of that swarm",
+                    spec.name, self.info.host
+                )));
+            }
+            return super::swarm::create_service(&self.docker, spec).await;
+        }
         let options = CreateContainerOptionsBuilder::new()
             .name(&spec.name)
             .build();
@@ -662,6 +700,9 @@ impl Engine for DockerEngine {
     }
 
     async fn start_container(&self, name: &str) -> Result<()> {
+        if let Some(service) = self.is_service(name).await? {
+            return super::swarm::set_replicas(&self.docker, &service, 1).await;
+        }
         self.docker
             .start_container(name, None)
             .await
@@ -678,6 +719,9 @@ impl Engine for DockerEngine {
     }
 
     async fn stop_container(&self, name: &str, timeout_s: i32) -> Result<()> {
+        if let Some(service) = self.is_service(name).await? {
+            return super::swarm::set_replicas(&self.docker, &service, 0).await;
+        }
         let options = StopContainerOptionsBuilder::new().t(timeout_s).build();
         match self.docker.stop_container(name, Some(options)).await {
             Ok(()) => Ok(()),
@@ -693,6 +737,11 @@ impl Engine for DockerEngine {
     }
 
     async fn remove_container(&self, name: &str) -> Result<()> {
+        if self.swarm.manager_node.is_some()
+            && super::swarm::remove_service(&self.docker, name).await?
+        {
+            return Ok(());
+        }
         let options = RemoveContainerOptionsBuilder::new().force(true).build();
         match self.docker.remove_container(name, Some(options)).await {
             Ok(()) => Ok(()),
@@ -710,6 +759,8 @@ impl Engine for DockerEngine {
     }
 
     async fn exec_attached(&self, container: &str, request: &ExecRequest) -> Result<ExecSession> {
+        let target = self.target(container).await?;
+        let container = target.as_str();
         let config = ExecConfig {
             attach_stdin: Some(request.stdin),
             attach_stdout: Some(true),
@@ -801,6 +852,8 @@ impl Engine for DockerEngine {
     }
 
     async fn upload_tar(&self, container: &str, dir: &str, tar: Vec<u8>) -> Result<()> {
+        let target = self.target(container).await?;
+        let container = target.as_str();
         let options = UploadToContainerOptionsBuilder::new().path(dir).build();
         self.docker
             .upload_to_container(container, Some(options), bollard::body_full(tar.into()))
@@ -824,8 +877,34 @@ impl Engine for DockerEngine {
             options = options.since(i32::try_from(since).unwrap_or(i32::MAX));
         }
         let name = container.to_string();
+        let options = options.build();
+        if self.swarm.manager_node.is_some() {
+            // A service's log comes through the manager from whichever
+            // node runs its task.
+            let this = self.clone();
+            let n = name.clone();
+            return futures_util::stream::once(async move {
+                let is_service = matches!(this.is_service(&n).await, Ok(Some(_)));
+                let raw = if is_service {
+                    this.docker.service_logs(&n, Some(options)).boxed()
+                } else {
+                    this.docker.logs(&n, Some(options)).boxed()
+                };
+                raw.map(move |item| {
+                    item.map(|chunk| chunk.to_string()).map_err(|e| {
+                        engine_error(
+                            format!("read the log of {n}"),
+                            format!("the container {n}"),
+                            e,
+                        )
+                    })
+                })
+            })
+            .flatten()
+            .boxed();
+        }
         self.docker
-            .logs(container, Some(options.build()))
+            .logs(container, Some(options))
             .map(move |item| {
                 item.map(|chunk| chunk.to_string()).map_err(|e| {
                     engine_error(
@@ -866,6 +945,8 @@ impl Engine for DockerEngine {
     }
 
     async fn inspect_container(&self, name: &str) -> Result<serde_json::Value> {
+        let target = self.target(name).await?;
+        let name = target.as_str();
         let doc = self
             .docker
             .inspect_container(name, None)
@@ -881,6 +962,13 @@ impl Engine for DockerEngine {
             action: format!("inspect {name}"),
             detail: format!("its inspect document cannot be rendered: {e}"),
         })
+    }
+
+    async fn swarm_nodes(&self) -> Result<Vec<super::SwarmNode>> {
+        if self.swarm.manager_node.is_none() {
+            return Err(super::not_a_manager(&self.info.host));
+        }
+        super::swarm::nodes(&self.docker, &self.swarm).await
     }
 
     async fn system_info(&self) -> Result<SystemInfo> {
@@ -1201,6 +1289,8 @@ impl DockerEngine {
         user: Option<&str>,
         command: &[&str],
     ) -> Result<RunOutput> {
+        let target = self.target(container).await?;
+        let container = target.as_str();
         let config = ExecConfig {
             attach_stdout: Some(true),
             attach_stderr: Some(true),

@@ -290,6 +290,14 @@ impl FakeContainer {
             status,
             created: self.created_at as i64,
             image_id: self.image_id.clone(),
+            // The node its constraint pins it to (the fake swarm places
+            // exactly there); its hostname is filled in by `containers`.
+            node: self
+                .spec
+                .constraints
+                .iter()
+                .find_map(|c| c.strip_prefix("node.id=="))
+                .map(str::to_string),
         }
     }
 }
@@ -348,6 +356,8 @@ struct State {
     volumes: BTreeMap<String, HashMap<String, String>>,
     containers: BTreeMap<String, FakeContainer>,
     execs: HashMap<String, i64>,
+    /// The nodes of the swarm it manages (empty: not a swarm manager).
+    swarm_nodes: Vec<super::SwarmNode>,
     clock: u64,
     log: Vec<(Call, String)>,
     faults: Vec<Fault>,
@@ -651,6 +661,11 @@ impl FakeEngine {
                 api_version: "1.41".to_string(),
             },
         }
+    }
+
+    /// Makes the fake a swarm manager with these nodes (replacing any).
+    pub fn set_swarm_nodes(&self, nodes: Vec<super::SwarmNode>) {
+        self.st().swarm_nodes = nodes;
     }
 
     fn st(&self) -> MutexGuard<'_, State> {
@@ -1687,12 +1702,20 @@ impl Engine for FakeEngine {
 
     async fn containers(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerState>> {
         self.gate(Call::Containers, &filter_text(labels)).await?;
-        Ok(self
-            .st()
+        let st = self.st();
+        Ok(st
             .containers
             .values()
             .filter(|c| matches(&c.spec.labels, labels))
             .map(FakeContainer::view)
+            .map(|mut c| {
+                if let Some(id) = &c.node {
+                    if let Some(n) = st.swarm_nodes.iter().find(|n| &n.id == id) {
+                        c.node = Some(n.hostname.clone());
+                    }
+                }
+                c
+            })
             .collect())
     }
 
@@ -2007,6 +2030,15 @@ impl Engine for FakeEngine {
             },
             "HostConfig": { "Binds": c.spec.binds },
         }))
+    }
+
+    async fn swarm_nodes(&self) -> Result<Vec<super::SwarmNode>> {
+        self.gate(Call::Inspect, "swarm nodes").await?;
+        let nodes = self.st().swarm_nodes.clone();
+        if nodes.is_empty() {
+            return Err(super::not_a_manager(&self.info.host));
+        }
+        Ok(nodes)
     }
 
     async fn system_info(&self) -> Result<SystemInfo> {

@@ -4,6 +4,7 @@
 pub mod docker;
 /// An in-memory engine for the orchestration tests.
 pub mod fake;
+pub mod swarm;
 
 use std::collections::HashMap;
 
@@ -175,6 +176,27 @@ pub struct RunOutput {
     pub stderr: String,
 }
 
+/// A node of the swarm, as its manager reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SwarmNode {
+    /// Node ID.
+    pub id: String,
+    /// Its hostname (what `status` shows).
+    pub hostname: String,
+    /// "manager" or "worker".
+    pub role: String,
+    /// True when the node is ready and its availability is "active".
+    pub ready: bool,
+    /// Its state and availability in words ("ready, active", "down, active").
+    pub state: String,
+    /// Its address in the swarm.
+    pub address: String,
+    /// Its node labels (`docker node update --label-add`).
+    pub labels: HashMap<String, String>,
+    /// True for the node whose engine sparkbox talks to.
+    pub is_self: bool,
+}
+
 /// A port published on the host.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PortPublish {
@@ -213,6 +235,11 @@ pub struct ContainerSpec {
     pub cpu_shares: Option<i64>,
     /// The user the entrypoint starts as (None: the image's user).
     pub user: Option<String>,
+    /// Swarm placement constraints ("node.id==…"); empty for a container.
+    pub constraints: Vec<String>,
+    /// CPUs reserved and allowed on a swarm node, in billionths (None: no
+    /// reservation); a container uses `cpu_shares` instead.
+    pub nano_cpus: Option<i64>,
 }
 
 /// A container as the engine reports it.
@@ -238,6 +265,9 @@ pub struct ContainerState {
     /// The ID of the image it was created from ("sha256:…"): a container,
     /// running or not, keeps its image from `sparkbox image prune`.
     pub image_id: String,
+    /// The swarm node (its hostname) a service's task runs on; None for a
+    /// container of the local engine.
+    pub node: Option<String>,
 }
 
 impl ContainerState {
@@ -466,6 +496,12 @@ pub trait Engine {
     /// What the engine tells about its machine (CPUs, memory, storage, versions).
     async fn system_info(&self) -> Result<SystemInfo>;
 
+    /// The nodes of the swarm this engine manages; an error naming what to
+    /// run when it is not a swarm manager.
+    async fn swarm_nodes(&self) -> Result<Vec<SwarmNode>> {
+        Err(not_a_manager(&self.info().host))
+    }
+
     /// True when the engine can publish `port` on `address`: nothing
     /// listens there. Where the ports are is the backend's to say (this
     /// machine for a local engine; a swarm node elsewhere), so the
@@ -484,6 +520,28 @@ pub trait Engine {
         }
         Ok(text)
     }
+}
+
+/// Joins an error with all its causes, for messages that keep the real reason.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let piece = cause.to_string();
+        if !text.contains(&piece) {
+            text.push_str(": ");
+            text.push_str(&piece);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// The error of `--swarm` against an engine that manages no swarm.
+pub fn not_a_manager(host: &str) -> crate::error::Error {
+    crate::error::Error::Swarm(format!(
+        "the engine at {host} is not a Docker Swarm manager, so --swarm cannot place a cluster on it — run `docker swarm init` on the machine that is to manage the swarm (and `docker swarm join` on the others), then point DOCKER_HOST at that manager; without --swarm the cluster runs on this one engine"
+    ))
 }
 
 /// True when nothing on this machine listens on `address:port`.

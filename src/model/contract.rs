@@ -58,6 +58,13 @@ pub const ENV_EVENTS_DIR: &str = "SPARKBOX_EVENTS_DIR";
 /// The Spark Connect server's port inside its container.
 pub const ENV_CONNECT_PORT: &str = "SPARKBOX_CONNECT_PORT";
 
+/// Set on a swarm service: the container measures its versions at start and
+/// prints them in its log after [`REPORTED_VERSIONS_PREFIX`], for the parity
+/// check of a node whose engine the manager cannot exec on.
+pub const REPORT_VERSIONS_ENV: &str = "SPARKBOX_REPORT_VERSIONS";
+/// The start of the log line with a container's own measured versions.
+pub const REPORTED_VERSIONS_PREFIX: &str = "sparkbox-versions: ";
+
 /// Variables the image reads that sparkbox never sets: the image's own
 /// defaults and internals, documented in images/jupyter-spark/README.md.
 pub const IMAGE_ONLY_ENV: &[&str] = &[
@@ -70,6 +77,7 @@ pub const IMAGE_ONLY_ENV: &[&str] = &[
 
 /// Every variable sparkbox sets on a container.
 pub const SET_BY_SPARKBOX: &[&str] = &[
+    REPORT_VERSIONS_ENV,
     ENV_UID,
     ENV_GID,
     ENV_UI_PORT,

@@ -55,6 +55,15 @@ pub const SERVICE_PORT: &str = "io.sparkbox.service-port";
 /// left out of the config hash, so it never recreates anything.
 pub const RECORD: &str = "io.sparkbox.record";
 
+/// "swarm" on the objects of a cluster made of swarm services (absent: containers).
+pub const ENGINE: &str = "io.sparkbox.engine";
+/// The value of [`ENGINE`] for a swarm cluster.
+pub const ENGINE_SWARM: &str = "swarm";
+/// The swarm node a service is placed on (its node ID), when sparkbox placed it.
+pub const NODE: &str = "io.sparkbox.node";
+/// Workers per node a swarm cluster was made with.
+pub const WORKERS_PER_NODE: &str = "io.sparkbox.workers-per-node";
+
 /// Label with the ID of the image a container was made from, stamped when
 /// it is created (left out of the config hash).
 pub const IMAGE_ID: &str = "io.sparkbox.image-id";

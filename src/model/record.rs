@@ -50,6 +50,9 @@ pub struct Recorded {
     pub apps: Option<AppSettings>,
     /// The notebooks volume of the (first) Jupyter server.
     pub notebooks: Option<String>,
+    /// On a swarm: its workers per node (None: one engine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swarm: Option<u32>,
 }
 
 impl Recorded {
@@ -69,6 +72,7 @@ impl Recorded {
             students: Some(spec.students),
             apps: Some(spec.apps.clone()),
             notebooks: Some(spec.notebooks_volume.clone()),
+            swarm: spec.swarm.map(|s| s.workers_per_node),
         }
     }
 
@@ -118,6 +122,8 @@ impl Recorded {
             history: r.history.or(derived.history),
             apps: r.apps.or(derived.apps),
             notebooks: r.notebooks.or(derived.notebooks),
+            // Where the objects are is what they are: services or containers.
+            swarm: derived.swarm.map(|d| r.swarm.unwrap_or(d)),
         })
     }
 
@@ -172,6 +178,11 @@ impl Recorded {
             students,
             apps: None,
             notebooks,
+            swarm: (first(labels::ENGINE).as_deref() == Some(labels::ENGINE_SWARM)).then(|| {
+                first(labels::WORKERS_PER_NODE)
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(1)
+            }),
         })
     }
 }

@@ -133,6 +133,15 @@ pub struct ClusterSpec {
     /// Jupyter servers for a classroom, one per student (0: one Jupyter,
     /// named `<cluster>-jupyter`).
     pub students: u32,
+    /// Services on a swarm instead of containers on one engine.
+    pub swarm: Option<SwarmSpec>,
+}
+
+/// How a cluster is laid out over the nodes of a swarm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SwarmSpec {
+    /// At most this many workers on one node.
+    pub workers_per_node: u32,
 }
 
 /// Per-application defaults.

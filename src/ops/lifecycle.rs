@@ -18,7 +18,6 @@ use crate::plan::desired;
 use crate::plan::execute::{self, Context};
 use crate::plan::observe::{record_of, Observed};
 use crate::plan::reconcile::{reconcile, Scope};
-use crate::plan::settle::settle;
 use crate::plan::wait;
 use crate::progress::Progress;
 use crate::settings::{Config, Settings};
@@ -237,8 +236,9 @@ pub async fn scale<E: Engine>(
     spec.timeout = Duration::from_secs(timeout);
     // Scaling never builds: the workers run the image the cluster runs.
     observed.image_present = true;
-    let (mut resolved, _) = settle(&spec, &observed, &|a, p| engine.port_free(a, p))?;
+    let (mut resolved, _) = crate::ops::up::settle_for(engine, &spec, &observed)?;
     resolved.image_tag = image_tag.to_string();
+    crate::ops::up::place_on_swarm(engine, &spec, &observed, &mut resolved).await?;
     // New workers authenticate with the master's secret, if it has one.
     resolved.secret = observed
         .master()
@@ -255,6 +255,7 @@ pub async fn scale<E: Engine>(
         recipe: &spec.image,
         settings: &build,
         timeout: spec.timeout,
+        swarm: spec.swarm.is_some(),
     };
     // The image's versions before anything changes: a scale that cannot
     // check its workers changes nothing.

@@ -33,6 +33,18 @@ pub async fn measure_all<E: Engine>(engine: &E, containers: &[String]) -> Vec<Me
                 out.exit_code,
                 out.stderr.trim()
             )),
+            // A swarm service on another node: what it measured in itself
+            // at its start, as its log (read through the manager) says.
+            Err(crate::error::Error::OtherNode { node, .. }) => {
+                match engine.logs_tail(name, 2000).await {
+                    Ok(log) => reported_versions(&log).unwrap_or_else(|| {
+                        Err(format!("it runs on node {node} and {NOT_REPORTED_YET}"))
+                    }),
+                    Err(e) => Err(format!(
+                        "it runs on node {node}, and its log cannot be read: {e}"
+                    )),
+                }
+            }
             Err(e) => Err(e.to_string()),
         };
         Measured {
@@ -41,6 +53,21 @@ pub async fn measure_all<E: Engine>(engine: &E, containers: &[String]) -> Vec<Me
         }
     });
     join_all(futures).await
+}
+
+/// What a swarm service's unreadable versions say while its log has none.
+pub const NOT_REPORTED_YET: &str = "its log has no measured versions yet";
+
+/// The versions a container reported in its log: the last such line (its
+/// latest start).
+pub fn reported_versions(log: &str) -> Option<Result<Versions, String>> {
+    log.lines()
+        .rev()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix(crate::model::contract::REPORTED_VERSIONS_PREFIX)
+        })
+        .map(|json| Versions::from_json(json).map_err(|e| e.to_string()))
 }
 
 /// One version key whose values are not the same everywhere.

@@ -544,6 +544,7 @@ mod tests {
         ContainerState {
             name: name.to_string(),
             image_id: image_id.to_string(),
+            node: None,
             labels: labels_map,
             state: state.to_string(),
             ..Default::default()

@@ -101,12 +101,39 @@ pub async fn ready_and_same<E: Engine>(
         parity::measure_all(engine, &members.containers)
     );
     let master = ready?;
+    let measured = remeasure_reported(engine, measured, deadline).await;
     let report = parity::compare(reference, &measured);
     if !report.ok {
         progress.finish();
         return Err(parity_error(cluster, &report));
     }
     Ok(master)
+}
+
+/// Measures again, until `deadline`, the swarm services on other nodes whose
+/// log had no versions yet: such a task may still have been pulling the
+/// image when readiness began. Nothing else is measured twice.
+async fn remeasure_reported<E: Engine>(
+    engine: &E,
+    mut measured: Vec<parity::Measured>,
+    deadline: Instant,
+) -> Vec<parity::Measured> {
+    loop {
+        let pending: Vec<String> = measured
+            .iter()
+            .filter(|m| matches!(&m.versions, Err(e) if e.contains(parity::NOT_REPORTED_YET)))
+            .map(|m| m.container.clone())
+            .collect();
+        if pending.is_empty() || Instant::now() >= deadline {
+            return measured;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        for again in parity::measure_all(engine, &pending).await {
+            if let Some(m) = measured.iter_mut().find(|m| m.container == again.container) {
+                *m = again;
+            }
+        }
+    }
 }
 
 /// The error of a failed parity check, naming what differs where and the fix.

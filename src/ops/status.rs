@@ -49,6 +49,26 @@ pub struct ContainerReport {
     pub versions_ok: bool,
     /// Its UI on the host.
     pub url: Option<String>,
+    /// The swarm node its task runs on (a cluster on a swarm only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// The engine's own words on it ("Up 3 minutes", "task pending …").
+    pub status: String,
+}
+
+/// A node of the swarm a cluster runs on, and the cluster's containers on it.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeReport {
+    /// Its hostname.
+    pub node: String,
+    /// manager or worker.
+    pub role: String,
+    /// True when ready and active.
+    pub ready: bool,
+    /// Its state and availability in words.
+    pub state: String,
+    /// The cluster's containers (services) placed on it.
+    pub containers: Vec<String>,
 }
 
 /// The parity section of `status`.
@@ -99,6 +119,10 @@ pub struct StatusReport {
     pub volumes: Vec<String>,
     /// Every Jupyter server (one per student in a classroom) with its URL.
     pub jupyters: Vec<urls::Seat>,
+    /// The swarm's nodes and what of the cluster runs on each (a cluster on
+    /// a swarm only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeReport>,
 }
 
 /// Reads everything `status` shows: the cluster's objects, the master's own
@@ -130,13 +154,42 @@ pub async fn collect<E: Engine>(engine: &E, cluster: &str) -> Result<StatusRepor
         Some(tag) => image_versions(engine, &tag).await.ok(),
         None => None,
     };
-    Ok(status_of(
+    let mut report = status_of(
         cluster,
         &observed,
         master.as_ref(),
         &measured,
         reference.as_ref(),
-    ))
+    );
+    if observed.containers.iter().any(|c| c.node.is_some()) {
+        let nodes = engine.swarm_nodes().await?;
+        report.nodes = nodes_of(&nodes, &observed);
+    }
+    Ok(report)
+}
+
+/// Each node of the swarm with the cluster's containers on it. A worker
+/// whose node is lost is listed there still: what that node ran.
+pub fn nodes_of(nodes: &[crate::engine::SwarmNode], observed: &Observed) -> Vec<NodeReport> {
+    nodes
+        .iter()
+        .map(|n| NodeReport {
+            node: n.hostname.clone(),
+            role: n.role.clone(),
+            ready: n.ready,
+            state: n.state.clone(),
+            containers: observed
+                .containers
+                .iter()
+                .filter(|c| {
+                    c.node.as_deref() == Some(n.hostname.as_str())
+                        || Labelled(&c.labels).get(crate::model::labels::NODE)
+                            == Some(n.id.as_str())
+                })
+                .map(|c| c.name.clone())
+                .collect(),
+        })
+        .collect()
 }
 
 /// The image the cluster's containers run, from their labels.
@@ -211,6 +264,8 @@ pub fn status_of(
                 health: c.health.clone(),
                 versions_ok: report.container_ok(&c.name),
                 url: urls.of_container(c),
+                node: c.node.clone(),
+                status: c.status.clone(),
             }
         })
         .collect();
@@ -255,5 +310,6 @@ pub fn status_of(
         containers: container_reports,
         volumes: observed.volumes.clone(),
         jupyters: urls::seats(observed, urls::LOCAL_HOST),
+        nodes: Vec::new(),
     }
 }

@@ -171,7 +171,13 @@ pub async fn up_with<E: Engine>(
     let build = settings.image.build_settings(false, false)?;
     let tag = spec.image.tag();
     observed.image_present = engine.image(&tag).await?.is_some();
-    let (resolved, mut notes) = settle(&spec, &observed, &|a, p| engine.port_free(a, p))?;
+    let (mut resolved, mut notes) = settle_for(engine, &spec, &observed)?;
+    if spec.swarm.is_some() {
+        if build.registry.is_none() {
+            return Err(no_registry(&cluster));
+        }
+        place_on_swarm(engine, &spec, &observed, &mut resolved).await?;
+    }
     let desired = desired::desired(&spec, &resolved);
     let recreate = recreate_names(&desired, &options.recreate)?;
     let plan = reconcile_recreating(&desired, &observed, &recreate);
@@ -207,6 +213,7 @@ pub async fn up_with<E: Engine>(
         recipe: &spec.image,
         settings: &build,
         timeout: spec.timeout,
+        swarm: spec.swarm.is_some(),
     };
     let deadline = execute::execute(engine, &plan, &ctx, progress).await?;
     progress.phase("waiting for workers, Jupyter and version parity");
@@ -248,6 +255,47 @@ pub async fn up_with<E: Engine>(
             .is_some()
             .then(|| exposure_warning(&spec, &resolved)),
     })))
+}
+
+/// Settles ports, tokens and the secret for `spec` on `engine`. A swarm's
+/// ports are on its nodes, which this machine cannot probe: a taken one
+/// shows as the task's error in `status`.
+pub fn settle_for<E: Engine>(
+    engine: &E,
+    spec: &ClusterSpec,
+    observed: &Observed,
+) -> Result<(Resolved, Vec<String>)> {
+    if spec.swarm.is_some() {
+        settle(spec, observed, &|_, _| true)
+    } else {
+        settle(spec, observed, &|a, p| engine.port_free(a, p))
+    }
+}
+
+/// Places a swarm cluster's services on the swarm's nodes as they are now
+/// (nothing for a cluster on one engine).
+pub async fn place_on_swarm<E: Engine>(
+    engine: &E,
+    spec: &ClusterSpec,
+    observed: &Observed,
+    resolved: &mut Resolved,
+) -> Result<()> {
+    if spec.swarm.is_some() {
+        let nodes = engine.swarm_nodes().await?;
+        resolved.placement = Some(crate::plan::place::place(spec, observed, &nodes)?);
+    }
+    Ok(())
+}
+
+/// Why a swarm cluster needs a registry, and how to give one. sparkbox does
+/// not start one itself: every node's engine would have to trust it
+/// (`insecure-registries` is the daemons' own configuration, which the
+/// Engine API cannot change), or it would need a certificate for a name
+/// every node resolves — the user's registry already has both.
+pub fn no_registry(cluster: &str) -> Error {
+    Error::Swarm(format!(
+        "cluster {cluster} on a swarm needs a registry every node can pull the image from, pinned by its digest so every node runs the same image — give one with --registry HOST[:PORT]/PATH (or [image] registry, or SPARKBOX_REGISTRY); a registry of your own on the manager works: `docker run -d -p 5000:5000 registry:2` there, with `\"insecure-registries\": [\"MANAGER:5000\"]` in every node's daemon.json, then --registry MANAGER:5000/sparkbox"
+    ))
 }
 
 /// The container names `--recreate` means: each a container of the cluster

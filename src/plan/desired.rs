@@ -46,6 +46,8 @@ pub struct Resolved {
     pub connect_port: Option<u16>,
     /// Worker UI host port per worker number.
     pub worker_ui_ports: BTreeMap<u32, u16>,
+    /// On a swarm: where each service goes.
+    pub placement: Option<crate::plan::place::Placement>,
 }
 
 impl Resolved {
@@ -123,7 +125,21 @@ fn base_spec(spec: &ClusterSpec, resolved: &Resolved, role: Role, name: String) 
         env.push((contract::ENV_GID.to_string(), gid.to_string()));
         labels.insert(labels::HOST_USER.to_string(), format!("{uid}:{gid}"));
     }
+    let mut constraints = Vec::new();
+    if let Some(swarm) = spec.swarm {
+        labels.insert(labels::ENGINE.into(), labels::ENGINE_SWARM.into());
+        labels.insert(
+            labels::WORKERS_PER_NODE.into(),
+            swarm.workers_per_node.to_string(),
+        );
+        if role != Role::Worker {
+            if let Some(p) = &resolved.placement {
+                constraints = p.services.clone();
+            }
+        }
+    }
     ContainerSpec {
+        constraints,
         binds,
         env,
         user: Some("root".to_string()),
@@ -291,6 +307,10 @@ fn workers(c: &Common) -> BTreeMap<u32, ContainerSpec> {
     // runaway job is stopped by its own container, not by the host.
     template.memory_bytes =
         Some(worker_memory_limit_mb(spec.worker_memory_mb) as i64 * 1024 * 1024);
+    // On a swarm the scheduler places by reservations: a worker's cores.
+    if spec.swarm.is_some() {
+        template.nano_cpus = Some(i64::from(spec.worker_cores) * 1_000_000_000);
+    }
     template
         .labels
         .insert(labels::WORKER_CORES.into(), spec.worker_cores.to_string());
@@ -315,6 +335,19 @@ fn workers(c: &Common) -> BTreeMap<u32, ContainerSpec> {
             w.ports = vec![publish(spec, ui_port, ui_port)];
             w.labels.insert(labels::INDEX.into(), n.to_string());
             w.labels.insert(labels::UI_PORT.into(), ui_port.to_string());
+            // On a swarm each worker is pinned to its node: the node is part
+            // of what the worker is (a worker moved is made anew there).
+            if let Some(node) = c
+                .resolved
+                .placement
+                .as_ref()
+                .and_then(|p| p.workers.get(&n))
+            {
+                w.constraints = vec![format!("node.id=={node}")];
+                w.labels.insert(labels::NODE.into(), node.clone());
+                let hash = hash_of(&[&template_hash(&template), node]);
+                w.labels.insert(labels::CONFIG_HASH.into(), hash);
+            }
             (n, w)
         })
         .collect()
@@ -622,6 +655,7 @@ pub(crate) mod tests {
             history: None,
             connect: None,
             students: 0,
+            swarm: None,
         }
     }
 
@@ -640,6 +674,7 @@ pub(crate) mod tests {
             history_port: None,
             connect_port: None,
             worker_ui_ports: (1..=workers).map(|n| (n, 8080 + n as u16)).collect(),
+            placement: None,
         }
     }
 

@@ -30,6 +30,9 @@ pub struct Context<'a> {
     pub settings: &'a BuildSettings,
     /// How long readiness waits may take, counted from after any build.
     pub timeout: Duration,
+    /// Services on a swarm: the network is an overlay, and the image is
+    /// pushed to the registry so every node pulls it by digest.
+    pub swarm: bool,
 }
 
 /// Labels stamped on each new container by its image: which build of the
@@ -38,7 +41,12 @@ type Stamps = HashMap<String, HashMap<String, String>>;
 
 /// The stamps for the images the plan's new containers use, read once the
 /// image stage is done.
-async fn image_stamps<E: Engine>(engine: &E, plan: &Plan, ctx: &Context<'_>) -> Result<Stamps> {
+async fn image_stamps<E: Engine>(
+    engine: &E,
+    plan: &Plan,
+    ctx: &Context<'_>,
+    progress: &Progress,
+) -> Result<Stamps> {
     let mut stamps = Stamps::new();
     for step in &plan.steps {
         let Action::CreateContainer(spec) = &step.action else {
@@ -50,7 +58,14 @@ async fn image_stamps<E: Engine>(engine: &E, plan: &Plan, ctx: &Context<'_>) -> 
         let mut labels_map = HashMap::new();
         if let Some(info) = engine.image(&spec.image).await? {
             labels_map.insert(labels::IMAGE_ID.to_string(), info.id.clone());
-            if let Some(d) = image::digest_of(&info.repo_digests, ctx.settings.registry.as_ref()) {
+            let mut digest = image::digest_of(&info.repo_digests, ctx.settings.registry.as_ref());
+            if ctx.swarm && digest.is_none() {
+                if let Some(registry) = &ctx.settings.registry {
+                    digest =
+                        Some(image::registry::push(engine, registry, &spec.image, progress).await?);
+                }
+            }
+            if let Some(d) = digest {
                 labels_map.insert(labels::IMAGE_DIGEST.to_string(), d);
             }
         }
@@ -72,9 +87,11 @@ async fn run_step<E: Engine>(
             image::ensure_image(engine, ctx.recipe, ctx.settings, progress).await?;
         }
         Action::CreateNetwork(name) => {
-            engine
-                .create_network(name, desired::cluster_labels(ctx.cluster))
-                .await?
+            let mut network_labels = desired::cluster_labels(ctx.cluster);
+            if ctx.swarm {
+                network_labels.insert(labels::ENGINE.into(), labels::ENGINE_SWARM.into());
+            }
+            engine.create_network(name, network_labels).await?
         }
         Action::CreateVolume(name) => {
             engine
@@ -135,7 +152,7 @@ pub async fn execute<E: Engine>(
 ) -> Result<Instant> {
     let names = Names::new(ctx.cluster);
     run_stage(engine, plan, Stage::Image, ctx, &Stamps::new(), progress).await?;
-    let stamps = image_stamps(engine, plan, ctx).await?;
+    let stamps = image_stamps(engine, plan, ctx, progress).await?;
     let stamps = &stamps;
     // A build has its own pace: the readiness deadline starts after it.
     let deadline = Instant::now() + ctx.timeout;

@@ -3,6 +3,7 @@
 pub mod desired;
 pub mod execute;
 pub mod observe;
+pub mod place;
 pub mod ports;
 pub mod reconcile;
 pub mod settle;

@@ -244,6 +244,7 @@ mod tests {
             status: "Up".into(),
             created: 0,
             image_id: String::new(),
+            node: None,
         }
     }
 

@@ -185,6 +185,7 @@ pub fn settle(
             history_port,
             connect_port,
             worker_ui_ports,
+            placement: None,
         },
         notes,
     ))

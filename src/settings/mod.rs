@@ -17,7 +17,7 @@ pub const DEFAULT_FILE: &str = "sparkbox.toml";
 /// Every key the file accepts, shown with each error about an unknown key or
 /// a wrong type.
 pub const ACCEPTED_KEYS: &str = "\
-[cluster] name (string), workers (integer), cores (integer), memory (string, e.g. \"1g\"), timeout (seconds), history (bool), connect (bool), bind (address)
+[cluster] name (string), workers (integer), cores (integer), memory (string, e.g. \"1g\"), timeout (seconds), history (bool), connect (bool), bind (address), engine (\"local\" or \"swarm\"), workers_per_node (integer)
 [image]   spark_version (string), base_image (string), debian_mirror (string), ca_bundle (path), python_packages (list of strings), registry (string)
 [ports]   master_ui, jupyter, app_ui, history, connect (integers)
 [jupyter] token (string)
@@ -45,6 +45,10 @@ pub struct ClusterSection {
     pub connect: Option<bool>,
     /// Publish ports on this address.
     pub bind: Option<String>,
+    /// "local" (one engine) or "swarm" (services on a swarm).
+    pub engine: Option<String>,
+    /// On a swarm: at most this many workers per node.
+    pub workers_per_node: Option<u32>,
 }
 
 /// `[classroom]`.
@@ -436,6 +440,8 @@ pub struct Settings {
     pub bind: String,
     /// Jupyter servers for students (0: one Jupyter).
     pub students: u32,
+    /// On a swarm: at most this many workers per node (None: one engine).
+    pub swarm: Option<u32>,
 }
 
 /// Default seconds `up` waits.
@@ -662,9 +668,18 @@ impl Settings {
                 data.display()
             )));
         }
+        let swarm_asked = args.swarm
+            || f.cluster.engine.as_deref() == Some("swarm")
+            || (f.cluster.engine.is_none() && rec.swarm.is_some());
+        if swarm_asked && args.bind.is_some() {
+            return Err(Error::InvalidInput(
+                "--bind cannot apply on a swarm: its ports are published in host mode on every address of the node that runs each service (Spark's RPC then requires the cluster's secret) — leave --bind out, or use a firewall on the nodes".into(),
+            ));
+        }
         let bind = args
             .bind
             .clone()
+            .or_else(|| swarm_asked.then(|| "0.0.0.0".to_string()))
             .or_else(|| f.cluster.bind.clone())
             .or_else(|| rec.bind.clone())
             .unwrap_or_else(|| "127.0.0.1".to_string());
@@ -736,7 +751,40 @@ impl Settings {
                 )));
             }
         }
+        let engine = match &f.cluster.engine {
+            None => None,
+            Some(e) if e == "swarm" => Some(true),
+            Some(e) if e == "local" => Some(false),
+            Some(e) => {
+                return Err(Error::InvalidInput(format!(
+                    "{} = {e:?} is not an engine — give \"local\" (one Docker engine) or \"swarm\" (services on the swarm DOCKER_HOST manages)",
+                    config.key("cluster", "engine")
+                )))
+            }
+        };
+        let on_swarm = args.swarm || engine.or(rec.swarm.map(|_| true)).unwrap_or(false);
+        let per_node = args
+            .workers_per_node
+            .or(f.cluster.workers_per_node)
+            .or(rec.swarm)
+            .unwrap_or(1);
+        if per_node == 0 {
+            let from = if args.workers_per_node.is_some() {
+                "--workers-per-node 0".to_string()
+            } else {
+                config.key("cluster", "workers_per_node")
+            };
+            return Err(Error::InvalidInput(format!(
+                "{from} would place no worker anywhere — give 1 or more"
+            )));
+        }
+        if !on_swarm && args.workers_per_node.is_some() {
+            return Err(Error::InvalidInput(
+                "--workers-per-node places workers on the nodes of a swarm — add --swarm (or set [cluster] engine = \"swarm\"), or leave it out".into(),
+            ));
+        }
         Ok(Settings {
+            swarm: on_swarm.then_some(per_node),
             file: config.path.clone(),
             name,
             workers,
@@ -790,6 +838,9 @@ impl Settings {
                 .connect
                 .then(|| settings.ports.connect.choice()),
             students: settings.students,
+            swarm: settings.swarm.map(|per_node| spec::SwarmSpec {
+                workers_per_node: per_node,
+            }),
         })
     }
 
@@ -805,6 +856,8 @@ impl Settings {
                 history: Some(self.services.history),
                 connect: Some(self.services.connect),
                 bind: Some(self.bind.clone()),
+                engine: self.swarm.map(|_| "swarm".to_string()),
+                workers_per_node: self.swarm,
             },
             image: ImageSection {
                 spark_version: Some(self.image.spark_version.clone()),

@@ -1,0 +1,490 @@
+//! Docker Swarm through a manager's Engine API: a cluster's master, workers
+//! and Jupyter servers become services of one replica each, named as their
+//! containers would be, carrying the same labels (still the only record).
+//!
+//! The Docker engine decides per object: an object whose labels say
+//! `io.sparkbox.engine=swarm` is a service (a network of such a cluster an
+//! attachable overlay); everything else stays a container. So observe,
+//! reconcile, plan, execute, readiness and parity run unchanged over a
+//! swarm, and `status`, `down`, `scale` find a swarm cluster without a flag.
+//!
+//! Networking works on a swarm without IPVS (many small ones, this lab's
+//! kernel among them): DNS round-robin endpoints instead of virtual IPs, and
+//! ports published in host mode on the node that runs the task, never on
+//! the ingress mesh.
+
+use std::collections::HashMap;
+
+use bollard::models::{Service, ServiceSpec, Task};
+use bollard::query_parameters::{
+    InspectServiceOptions, ListNodesOptions, ListServicesOptions, ListTasksOptions,
+    UpdateServiceOptions,
+};
+use bollard::Docker;
+
+use super::{ContainerSpec, ContainerState, SwarmNode};
+use crate::error::{Error, Result};
+use crate::model::labels;
+
+/// What the engine is in a swarm: its node ID when it is a manager.
+#[derive(Debug, Clone, Default)]
+pub struct SwarmRole {
+    /// This engine's node ID, when the engine is a swarm manager.
+    pub manager_node: Option<String>,
+}
+
+/// Reads whether the engine is a swarm manager (one `info` call).
+pub async fn role_of(docker: &Docker) -> SwarmRole {
+    let Ok(info) = docker.info().await else {
+        return SwarmRole::default();
+    };
+    let swarm = info.swarm.unwrap_or_default();
+    let active = swarm
+        .local_node_state
+        .map(|s| s.to_string() == "active")
+        .unwrap_or(false);
+    SwarmRole {
+        manager_node: (active && swarm.control_available == Some(true))
+            .then_some(swarm.node_id)
+            .flatten(),
+    }
+}
+
+/// True when `labels` mark an object of a swarm cluster.
+pub fn is_swarm(labels: &HashMap<String, String>) -> bool {
+    labels.get(labels::ENGINE).map(String::as_str) == Some(labels::ENGINE_SWARM)
+}
+
+fn swarm_error(action: &str, e: bollard::errors::Error) -> Error {
+    Error::Swarm(format!(
+        "the swarm manager refused to {action}: {}",
+        super::error_chain(&e)
+    ))
+}
+
+fn is_404(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// The nodes of the swarm.
+pub async fn nodes(docker: &Docker, role: &SwarmRole) -> Result<Vec<SwarmNode>> {
+    let list = docker
+        .list_nodes(None::<ListNodesOptions>)
+        .await
+        .map_err(|e| swarm_error("list its nodes", e))?;
+    let mut nodes: Vec<SwarmNode> = list
+        .into_iter()
+        .map(|n| {
+            let v = serde_json::to_value(&n).unwrap_or_default();
+            let text = |ptr: &str| v.pointer(ptr).and_then(|x| x.as_str()).unwrap_or("");
+            let id = text("/ID").to_string();
+            let state = text("/Status/State").to_string();
+            let availability = text("/Spec/Availability").to_string();
+            SwarmNode {
+                hostname: text("/Description/Hostname").to_string(),
+                role: text("/Spec/Role").to_string(),
+                ready: state == "ready" && availability == "active",
+                state: format!("{state}, {availability}"),
+                address: text("/Status/Addr").to_string(),
+                labels: v
+                    .pointer("/Spec/Labels")
+                    .and_then(|l| serde_json::from_value(l.clone()).ok())
+                    .unwrap_or_default(),
+                is_self: role.manager_node.as_deref() == Some(id.as_str()),
+                id,
+            }
+        })
+        .collect();
+    nodes.sort_by(|a, b| (!a.is_self, &a.hostname).cmp(&(!b.is_self, &b.hostname)));
+    Ok(nodes)
+}
+
+fn label_filter(labels_wanted: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
+    let selectors = super::label_selectors(labels_wanted);
+    HashMap::from([("label".to_string(), selectors)])
+}
+
+/// The services carrying `labels_wanted`, each with its current task, as
+/// containers: named as the service, its labels, its task's state and node.
+pub async fn services_as_containers(
+    docker: &Docker,
+    labels_wanted: &[(&str, &str)],
+) -> Result<Vec<ContainerState>> {
+    let services = docker
+        .list_services(Some(ListServicesOptions {
+            filters: Some(label_filter(labels_wanted)),
+            ..Default::default()
+        }))
+        .await
+        .map_err(|e| swarm_error("list services", e))?;
+    if services.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tasks = docker
+        .list_tasks(None::<ListTasksOptions>)
+        .await
+        .map_err(|e| swarm_error("list tasks", e))?;
+    let nodes = docker
+        .list_nodes(None::<ListNodesOptions>)
+        .await
+        .map_err(|e| swarm_error("list its nodes", e))?;
+    let hostnames: HashMap<String, String> = nodes
+        .iter()
+        .filter_map(|n| Some((n.id.clone()?, n.description.as_ref()?.hostname.clone()?)))
+        .collect();
+    Ok(services
+        .iter()
+        .map(|s| service_view(s, &tasks, &hostnames))
+        .collect())
+}
+
+fn replicas_of(service: &Service) -> i64 {
+    service
+        .spec
+        .as_ref()
+        .and_then(|s| s.mode.as_ref())
+        .and_then(|m| m.replicated.as_ref())
+        .and_then(|r| r.replicas)
+        .unwrap_or(0)
+}
+
+/// The task of `service` that counts: the newest one meant to run.
+fn current_task<'t>(service_id: &str, tasks: &'t [Task]) -> Option<&'t Task> {
+    tasks
+        .iter()
+        .filter(|t| t.service_id.as_deref() == Some(service_id))
+        .filter(|t| {
+            t.desired_state
+                .as_ref()
+                .map(|d| d.to_string() == "running")
+                .unwrap_or(false)
+        })
+        .max_by_key(|t| t.created_at.clone().unwrap_or_default())
+}
+
+fn service_view(
+    service: &Service,
+    tasks: &[Task],
+    hostnames: &HashMap<String, String>,
+) -> ContainerState {
+    let spec = service.spec.clone().unwrap_or_default();
+    let name = spec.name.clone().unwrap_or_default();
+    let service_labels = spec.labels.clone().unwrap_or_default();
+    let id = service.id.clone().unwrap_or_default();
+    let task = current_task(&id, tasks);
+    let task_state = task
+        .and_then(|t| t.status.as_ref())
+        .and_then(|s| s.state.as_ref())
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    let message = task
+        .and_then(|t| t.status.as_ref())
+        .and_then(|s| s.err.clone().or_else(|| s.message.clone()))
+        .unwrap_or_default();
+    let node = task
+        .and_then(|t| t.node_id.as_ref())
+        .map(|n| hostnames.get(n).cloned().unwrap_or_else(|| n.clone()));
+    // A service scaled to nothing is a stopped container; a task on its way
+    // (pending, assigned, preparing, starting) one that is not running yet.
+    let state = if replicas_of(service) == 0 {
+        "exited".to_string()
+    } else if task_state == "running" {
+        "running".to_string()
+    } else {
+        "created".to_string()
+    };
+    let status = match (&node, task_state.as_str()) {
+        (_, "") => "no task".to_string(),
+        (Some(n), s) => format!("task {s} on {n} ({message})"),
+        (None, s) => format!("task {s}, not placed ({message})"),
+    };
+    let ports = service
+        .endpoint
+        .as_ref()
+        .and_then(|e| e.ports.clone())
+        .or_else(|| spec.endpoint_spec.as_ref().and_then(|e| e.ports.clone()))
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|p| {
+            Some((
+                u16::try_from(p.target_port?).ok()?,
+                u16::try_from(p.published_port?).ok()?,
+            ))
+        })
+        .collect();
+    let created = service
+        .created_at
+        .as_deref()
+        .and_then(chrono_like_seconds)
+        .unwrap_or(0);
+    ContainerState {
+        id: task
+            .and_then(|t| t.status.as_ref())
+            .and_then(|s| s.container_status.as_ref())
+            .and_then(|c| c.container_id.clone())
+            .unwrap_or_default(),
+        image_id: service_labels
+            .get(labels::IMAGE_ID)
+            .cloned()
+            .unwrap_or_default(),
+        labels: service_labels,
+        name,
+        state,
+        health: None,
+        ports,
+        status,
+        created,
+        node,
+    }
+}
+
+/// Seconds since the epoch of an RFC 3339 time ("2026-12-02T10:01:02.123Z").
+fn chrono_like_seconds(text: &str) -> Option<i64> {
+    let (date, time) = text.split_once('T')?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let mut t = time
+        .split([':', '.', 'Z', '+'])
+        .map(|x| x.parse::<i64>().ok());
+    let (h, min, s) = (t.next()??, t.next()??, t.next()??);
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + min * 60 + s)
+}
+
+/// The service spec for `spec`: one replica, DNS round-robin, ports in host
+/// mode, the image pinned by its registry digest.
+pub fn service_spec(spec: &ContainerSpec) -> Result<ServiceSpec> {
+    let image = spec
+        .labels
+        .get(labels::IMAGE_DIGEST)
+        .cloned()
+        .ok_or_else(|| {
+            Error::Swarm(format!(
+                "{} would run {} with no registry digest, so the swarm's nodes could not all pull the same image — give a registry (--registry HOST[:PORT]/PATH or [image] registry) that every node can pull from",
+                spec.name, spec.image
+            ))
+        })?;
+    let mounts: Vec<serde_json::Value> = spec
+        .binds
+        .iter()
+        .filter_map(|b| {
+            let mut parts = b.splitn(3, ':');
+            let source = parts.next()?;
+            let target = parts.next()?;
+            let read_only = parts
+                .next()
+                .is_some_and(|m| m.split(',').any(|o| o == "ro"));
+            let kind = if source.starts_with('/') {
+                "bind"
+            } else {
+                "volume"
+            };
+            Some(serde_json::json!({
+                "Type": kind, "Source": source, "Target": target, "ReadOnly": read_only,
+            }))
+        })
+        .collect();
+    let healthcheck = spec.healthcheck.as_ref().map(|cmd| {
+        let mut test = vec!["CMD".to_string()];
+        test.extend(cmd.iter().cloned());
+        serde_json::json!({
+            "Test": test, "Interval": 10_000_000_000i64, "Timeout": 5_000_000_000i64,
+            "Retries": 3, "StartPeriod": 60_000_000_000i64,
+        })
+    });
+    let ports: Vec<serde_json::Value> = spec
+        .ports
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "Protocol": "tcp", "TargetPort": p.container_port,
+                "PublishedPort": p.host_port, "PublishMode": "host",
+            })
+        })
+        .collect();
+    let mut env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    // Each container says what it runs in its log, for the parity check of
+    // a node the manager cannot exec on.
+    env.push(format!("{}=1", crate::model::contract::REPORT_VERSIONS_ENV));
+    let mut limits = serde_json::Map::new();
+    let mut reservations = serde_json::Map::new();
+    if let Some(m) = spec.memory_bytes {
+        limits.insert("MemoryBytes".into(), m.into());
+        reservations.insert("MemoryBytes".into(), m.into());
+    }
+    if let Some(c) = spec.nano_cpus {
+        reservations.insert("NanoCPUs".into(), c.into());
+    }
+    let mut container = serde_json::json!({
+        "Image": image,
+        "Args": spec.command,
+        "Env": env,
+        "Hostname": spec.name,
+        "Mounts": mounts,
+        // The entrypoint's own grace: stop_container's timeout is the engine's.
+        "StopGracePeriod": 10_000_000_000i64,
+    });
+    if let Some(user) = &spec.user {
+        container["User"] = user.clone().into();
+    }
+    if let Some(h) = healthcheck {
+        container["HealthCheck"] = h;
+    }
+    let networks = if spec.network.is_empty() {
+        serde_json::json!([])
+    } else {
+        serde_json::json!([{ "Target": spec.network, "Aliases": [spec.name] }])
+    };
+    let value = serde_json::json!({
+        "Name": spec.name,
+        "Labels": spec.labels,
+        "TaskTemplate": {
+            "ContainerSpec": container,
+            "Resources": { "Limits": limits, "Reservations": reservations },
+            "RestartPolicy": { "Condition": "any", "Delay": 5_000_000_000i64 },
+            "Placement": { "Constraints": spec.constraints },
+            "Networks": networks,
+        },
+        "Mode": { "Replicated": { "Replicas": 1 } },
+        "EndpointSpec": { "Mode": "dnsrr", "Ports": ports },
+    });
+    serde_json::from_value(value).map_err(|e| {
+        Error::Swarm(format!(
+            "the service spec of {} cannot be written: {e}",
+            spec.name
+        ))
+    })
+}
+
+/// Creates the service for `spec`.
+pub async fn create_service(docker: &Docker, spec: &ContainerSpec) -> Result<String> {
+    let body = service_spec(spec)?;
+    docker
+        .create_service(body, None)
+        .await
+        .map(|r| r.id.unwrap_or_default())
+        .map_err(|e| {
+            let detail = super::error_chain(&e);
+            if detail.contains("already exists") || detail.contains("name conflicts") {
+                Error::name_conflict(
+                    format!("create service {}", spec.name),
+                    "service",
+                    &spec.name,
+                    detail,
+                )
+            } else {
+                swarm_error(&format!("create service {}", spec.name), e)
+            }
+        })
+}
+
+/// The service named `name`, if there is one.
+pub async fn service(docker: &Docker, name: &str) -> Result<Option<Service>> {
+    match docker
+        .inspect_service(name, None::<InspectServiceOptions>)
+        .await
+    {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if is_404(&e) => Ok(None),
+        Err(e) => Err(swarm_error(&format!("inspect service {name}"), e)),
+    }
+}
+
+/// Sets the replicas of `service` (0: stopped, 1: running), touching
+/// nothing else of it.
+pub async fn set_replicas(docker: &Docker, service: &Service, replicas: i64) -> Result<()> {
+    if replicas_of(service) == replicas {
+        return Ok(());
+    }
+    let mut spec = service.spec.clone().unwrap_or_default();
+    let name = spec.name.clone().unwrap_or_default();
+    let version = service.version.as_ref().and_then(|v| v.index).unwrap_or(0);
+    let mut mode = spec.mode.clone().unwrap_or_default();
+    let mut replicated = mode.replicated.clone().unwrap_or_default();
+    replicated.replicas = Some(replicas);
+    mode.replicated = Some(replicated);
+    spec.mode = Some(mode);
+    docker
+        .update_service(
+            &name,
+            spec,
+            UpdateServiceOptions {
+                version: i32::try_from(version).unwrap_or(i32::MAX),
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| swarm_error(&format!("scale service {name}"), e))
+}
+
+/// Removes the service named `name`; true when there was one.
+pub async fn remove_service(docker: &Docker, name: &str) -> Result<bool> {
+    match docker.delete_service(name).await {
+        Ok(()) => Ok(true),
+        Err(e) if is_404(&e) => Ok(false),
+        Err(e) => Err(swarm_error(&format!("remove service {name}"), e)),
+    }
+}
+
+/// Where the task of service `name` runs: its container ID when that is on
+/// this engine's node, or the other node's hostname.
+pub enum TaskPlace {
+    /// Not a service: a container of that name, if any.
+    NotAService,
+    /// On this node: the container's ID.
+    Here(String),
+    /// On another node (its hostname), or nowhere yet.
+    Elsewhere(String),
+}
+
+/// Finds where service `name`'s running task is.
+pub async fn place_of(docker: &Docker, role: &SwarmRole, name: &str) -> Result<TaskPlace> {
+    let Some(service) = service(docker, name).await? else {
+        return Ok(TaskPlace::NotAService);
+    };
+    let id = service.id.clone().unwrap_or_default();
+    let tasks = docker
+        .list_tasks(Some(ListTasksOptions {
+            filters: Some(HashMap::from([("service".to_string(), vec![id.clone()])])),
+        }))
+        .await
+        .map_err(|e| swarm_error(&format!("list the tasks of {name}"), e))?;
+    let Some(task) = current_task(&id, &tasks) else {
+        return Ok(TaskPlace::Elsewhere(
+            "no node (the service has no task)".into(),
+        ));
+    };
+    let node = task.node_id.clone().unwrap_or_default();
+    let container = task
+        .status
+        .as_ref()
+        .and_then(|s| s.container_status.as_ref())
+        .and_then(|c| c.container_id.clone());
+    match container {
+        Some(c) if role.manager_node.as_deref() == Some(node.as_str()) => Ok(TaskPlace::Here(c)),
+        _ => {
+            let hostname = docker
+                .inspect_node(&node)
+                .await
+                .ok()
+                .and_then(|n| n.description.and_then(|d| d.hostname))
+                .unwrap_or(node);
+            Ok(TaskPlace::Elsewhere(hostname))
+        }
+    }
+}

@@ -356,3 +356,45 @@ fn swarm_lab_runs_a_service_across_nodes() {
         test_start.elapsed()
     );
 }
+
+#[test]
+fn concurrent_swarm_labs_have_their_own_subnets_and_pools() {
+    let test = "concurrent_swarm_labs_have_their_own_subnets_and_pools";
+    let started = Instant::now();
+    let (a, b) = std::thread::scope(|scope| {
+        let a = scope.spawn(|| swarm_lab(test, 1));
+        let b = scope.spawn(|| swarm_lab(test, 1));
+        (
+            a.join().expect("the first lab's thread ends"),
+            b.join().expect("the second lab's thread ends"),
+        )
+    });
+    let (Some(a), Some(b)) = (a, b) else {
+        return;
+    };
+    println!(
+        "two 1-node swarm labs started in parallel in {:.1?}",
+        started.elapsed()
+    );
+    assert_ne!(a.registry(), b.registry(), "each lab has its own subnet");
+    assert_ne!(
+        a.addr_pool(),
+        b.addr_pool(),
+        "each lab has its own address pool"
+    );
+    assert_ne!(a.hostname(0), b.hostname(0), "node host names are unique");
+    // Each lab's registry answers the test process at its own address.
+    for lab in [&a, &b] {
+        let (host, port) = lab
+            .registry()
+            .rsplit_once(':')
+            .map(|(h, p)| (h.to_string(), p.to_string()))
+            .expect("HOST:PORT");
+        let answer = http_get(&host, port.parse().expect("a port"));
+        assert!(
+            answer.starts_with("HTTP/1."),
+            "the registry at {} answers: {answer:?}",
+            lab.registry()
+        );
+    }
+}

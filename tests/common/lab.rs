@@ -100,6 +100,7 @@ impl LabEngine {
     /// says why it cannot.
     pub fn start(name: &str) -> Result<LabEngine, String> {
         check_programs()?;
+        sweep_orphans("sbxlab");
         static NEXT: AtomicU32 = AtomicU32::new(1);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let id = format!("sbxlab-{}-{n}", std::process::id());
@@ -197,11 +198,13 @@ impl LabEngine {
                 command.args(&dockerd);
             }
             Some(hostname) => {
-                // The host name and the paths are the lab's own, without
-                // spaces or quotes: safe in the script as they are.
+                // The host name and dockerd's arguments go as arguments,
+                // never into the script's text.
                 command
                     .args(["unshare", "--uts", "--", "sh", "-c"])
-                    .arg(format!("hostname {hostname} && exec {}", dockerd.join(" ")));
+                    .arg(r#"hostname "$0" && exec "$@""#)
+                    .arg(hostname)
+                    .args(&dockerd);
             }
         }
         let child = command
@@ -355,6 +358,111 @@ impl LabEngine {
         }
         let _ = run("ip", &["netns", "del", &self.netns]);
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Removes what labs of a test process that is gone left behind: a test
+/// killed outright (SIGKILL, a CI job cancelled) never runs its labs' Drop.
+/// A lab's every object is named `{prefix}-{PID}-{N}…` after the process
+/// that made it, so an object whose PID no longer runs is an orphan of this
+/// code's own: the processes whose command line names its directory
+/// (engines, containerds, shims, fuse-overlayfs, registries) are killed,
+/// its mounts unmounted, its cgroups, namespaces and directory removed.
+/// Nothing of a running process's labs, or of anyone else, is touched.
+pub fn sweep_orphans(prefix: &str) {
+    // Once per test process and prefix: labs started in parallel threads
+    // would otherwise sweep the same remains side by side.
+    static SWEPT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    {
+        let mut swept = SWEPT.lock().unwrap_or_else(|p| p.into_inner());
+        if swept.iter().any(|p| p == prefix) {
+            return;
+        }
+        swept.push(prefix.to_string());
+    }
+    let dead_id = |name: &str| -> Option<String> {
+        let rest = name.strip_prefix(prefix)?.strip_prefix('-')?;
+        let mut parts = rest.splitn(3, '-');
+        let pid: u32 = parts.next()?.parse().ok()?;
+        let n: u32 = parts.next()?.parse().ok()?;
+        (!Path::new(&format!("/proc/{pid}")).exists()).then(|| format!("{prefix}-{pid}-{n}"))
+    };
+    let netns_list = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let namespaces: Vec<String> = netns_list
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect();
+    let tmp = std::env::temp_dir();
+    let mut ids: Vec<String> = namespaces.iter().filter_map(|n| dead_id(n)).collect();
+    ids.extend(
+        std::fs::read_dir(&tmp)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| dead_id(&e.file_name().to_string_lossy())),
+    );
+    // A lab's cgroups (one per engine, `{id}-{node}`) may outlive the rest.
+    ids.extend(
+        std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|h| std::fs::read_dir(h.path()).into_iter().flatten().flatten())
+            .filter_map(|g| dead_id(&g.file_name().to_string_lossy())),
+    );
+    ids.sort();
+    ids.dedup();
+    for id in ids {
+        let dir = tmp.join(&id).to_string_lossy().into_owned();
+        let mine = format!("{dir}/");
+        let pids: Vec<String> = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let pid = e.file_name().to_string_lossy().into_owned();
+                pid.parse::<u32>().ok()?;
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+                String::from_utf8_lossy(&cmdline)
+                    .contains(mine.as_str())
+                    .then_some(pid)
+            })
+            .collect();
+        for pid in &pids {
+            let _ = Command::new("kill").args(["-KILL", pid]).status();
+        }
+        // Their containers: in the lab's own cgroups, named after the id.
+        for group in std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|h| std::fs::read_dir(h.path()).into_iter().flatten().flatten())
+            .filter(|g| g.file_name().to_string_lossy().starts_with(id.as_str()))
+        {
+            remove_cgroup(&group.file_name().to_string_lossy());
+        }
+        let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(4).map(str::to_string))
+            .filter(|m| m.starts_with(&mine))
+            .collect();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            let _ = Command::new("umount").args(["-l", &m]).status();
+        }
+        for netns in namespaces
+            .iter()
+            .filter(|n| *n == &id || n.starts_with(&format!("{id}-")))
+        {
+            let _ = run("ip", &["netns", "del", netns]);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        eprintln!("removed the remains of lab {id}, whose test process is gone");
     }
 }
 

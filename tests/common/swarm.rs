@@ -43,8 +43,7 @@ struct Node {
     node_id: String,
 }
 
-/// A running swarm of lab engines: its nodes, hub namespace, registry and
-/// subnet.
+/// A running swarm of lab engines: its nodes, hub namespace, registry and subnet.
 pub struct SwarmLab {
     test: String,
     dir: PathBuf,
@@ -121,9 +120,7 @@ fn root_prefixes() -> Vec<(u32, u32)> {
 }
 
 impl SwarmLab {
-    /// Starts a swarm of `nodes` lab engines for `test` — node 0 the
-    /// manager (swarm init), the others workers — every node Ready, or says
-    /// why it cannot.
+    /// Starts `nodes` lab engines in one swarm (node 0 manager, others workers), all Ready, or says why not.
     pub fn start(test: &str, nodes: usize) -> Result<SwarmLab, String> {
         if !(1..=100).contains(&nodes) {
             return Err(format!("a swarm lab has 1 to 100 nodes, not {nodes}"));
@@ -143,6 +140,7 @@ impl SwarmLab {
                 return Err(format!("{program} is not on PATH"));
             }
         }
+        super::lab::sweep_orphans("sbxsw");
         static NEXT: AtomicU32 = AtomicU32::new(1);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id();
@@ -602,9 +600,7 @@ impl Drop for SwarmLab {
     }
 }
 
-/// A swarm lab of `nodes` nodes for `test`, or None (with the reason
-/// printed) when one cannot be started here; under CI=true that fails the
-/// test instead.
+/// A swarm lab for `test`, or None with `SKIPPED test: why` printed; under CI=true a panic instead.
 pub fn swarm_lab(test: &str, nodes: usize) -> Option<SwarmLab> {
     match SwarmLab::start(test, nodes) {
         Ok(lab) => Some(lab),

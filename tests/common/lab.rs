@@ -344,20 +344,24 @@ impl LabEngine {
                     .status();
             }
         }
-        // Mounts a killed engine left: deepest first.
-        let dir = self.dir.to_string_lossy().into_owned();
-        let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split_whitespace().nth(4).map(str::to_string))
-            .filter(|m| m.starts_with(&dir))
-            .collect();
-        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in mounts {
-            let _ = Command::new("umount").args(["-l", &m]).status();
-        }
+        // Mounts a killed engine left.
+        unmount_under(&self.dir.to_string_lossy());
         let _ = run("ip", &["netns", "del", &self.netns]);
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Unmounts (lazily, deepest first) every mount at or under `dir`.
+fn unmount_under(dir: &str) {
+    let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4).map(str::to_string))
+        .filter(|m| m.starts_with(dir))
+        .collect();
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for m in mounts {
+        let _ = Command::new("umount").args(["-l", &m]).status();
     }
 }
 
@@ -445,16 +449,7 @@ pub fn sweep_orphans(prefix: &str) {
         {
             remove_cgroup(&group.file_name().to_string_lossy());
         }
-        let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split_whitespace().nth(4).map(str::to_string))
-            .filter(|m| m.starts_with(&mine))
-            .collect();
-        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in mounts {
-            let _ = Command::new("umount").args(["-l", &m]).status();
-        }
+        unmount_under(&mine);
         for netns in namespaces
             .iter()
             .filter(|n| *n == &id || n.starts_with(&format!("{id}-")))

@@ -25,9 +25,12 @@ pub struct LabEngine {
     /// Its network namespace (`ip netns`).
     pub netns: String,
     child: Option<Child>,
+    /// The cgroup its containers run under, when its config names one.
+    cgroup_parent: Option<String>,
 }
 
-fn is_root() -> bool {
+/// Whether the tests run as root.
+pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -38,13 +41,28 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-fn on_path(program: &str) -> bool {
+/// Whether `program` is on PATH.
+pub fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
         .unwrap_or(false)
 }
 
-fn run(program: &str, args: &[&str]) -> Result<(), String> {
+/// Says which program a lab engine needs is missing, or that root is.
+fn check_programs() -> Result<(), String> {
+    if !is_root() {
+        return Err("a lab engine needs root (dockerd and ip netns)".into());
+    }
+    for program in ["dockerd", "ip", "nsenter"] {
+        if !on_path(program) {
+            return Err(format!("{program} is not on PATH"));
+        }
+    }
+    Ok(())
+}
+
+/// Runs `program` with `args` to its end: Ok, or what it said on failure.
+pub fn run(program: &str, args: &[&str]) -> Result<(), String> {
     let out = Command::new(program)
         .args(args)
         .output()
@@ -81,14 +99,8 @@ impl LabEngine {
     /// Starts a lab engine for test `name`, answering on its socket, or
     /// says why it cannot.
     pub fn start(name: &str) -> Result<LabEngine, String> {
-        if !is_root() {
-            return Err("a lab engine needs root (dockerd and ip netns)".into());
-        }
-        for program in ["dockerd", "ip", "nsenter"] {
-            if !on_path(program) {
-                return Err(format!("{program} is not on PATH"));
-            }
-        }
+        check_programs()?;
+        sweep_orphans("sbxlab");
         static NEXT: AtomicU32 = AtomicU32::new(1);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let id = format!("sbxlab-{}-{n}", std::process::id());
@@ -99,11 +111,9 @@ impl LabEngine {
             dir,
             netns: id,
             child: None,
+            cgroup_parent: None,
         };
         // From here on, Drop removes whatever was made.
-        std::fs::create_dir_all(lab.dir.join("root"))
-            .and_then(|_| std::fs::create_dir_all(lab.dir.join("exec")))
-            .map_err(|e| format!("cannot make {}: {e}", lab.dir.display()))?;
         run("ip", &["netns", "add", &lab.netns])?;
         run("ip", &["-n", &lab.netns, "link", "set", "lo", "up"])?;
         let config = serde_json::json!({
@@ -113,6 +123,48 @@ impl LabEngine {
             "ip-masq": false,
             "log-driver": "json-file",
         });
+        lab.launch(&config, None)?;
+        Ok(lab)
+    }
+
+    /// Starts a lab engine for test `name` in the network namespace
+    /// `netns`, which the caller made (with its links) and which the engine
+    /// then owns (removed on drop), with its files in `dir`, `config` as its
+    /// daemon.json and, given `hostname`, a UTS namespace of its own under
+    /// that name. A `cgroup-parent` in `config` names the cgroup whose
+    /// leftover processes (containers of a killed engine) drop kills.
+    pub fn start_in(
+        name: &str,
+        dir: PathBuf,
+        netns: &str,
+        config: &serde_json::Value,
+        hostname: Option<&str>,
+    ) -> Result<LabEngine, String> {
+        let mut lab = LabEngine {
+            test: name.to_string(),
+            dir,
+            netns: netns.to_string(),
+            child: None,
+            cgroup_parent: config
+                .get("cgroup-parent")
+                .and_then(|c| c.as_str())
+                .map(|c| c.trim_matches('/').to_string()),
+        };
+        check_programs()?;
+        if hostname.is_some() && !on_path("unshare") {
+            return Err("unshare is not on PATH".into());
+        }
+        lab.launch(config, hostname)?;
+        Ok(lab)
+    }
+
+    /// Writes its config and starts dockerd in its namespace, waiting until
+    /// it answers on its socket.
+    fn launch(&mut self, config: &serde_json::Value, hostname: Option<&str>) -> Result<(), String> {
+        let lab = self;
+        std::fs::create_dir_all(lab.dir.join("root"))
+            .and_then(|_| std::fs::create_dir_all(lab.dir.join("exec")))
+            .map_err(|e| format!("cannot make {}: {e}", lab.dir.display()))?;
         let config_file = lab.dir.join("daemon.json");
         std::fs::write(&config_file, config.to_string())
             .map_err(|e| format!("cannot write {}: {e}", config_file.display()))?;
@@ -122,16 +174,40 @@ impl LabEngine {
             .try_clone()
             .map_err(|e| format!("cannot share the engine's log: {e}"))?;
         let path = |p: &str| lab.dir.join(p).to_string_lossy().into_owned();
-        // nsenter execs dockerd: the child's PID is the engine's.
-        let child = Command::new("nsenter")
+        let dockerd = [
+            "dockerd".to_string(),
+            "--config-file".into(),
+            path("daemon.json"),
+            "--data-root".into(),
+            path("root"),
+            "--exec-root".into(),
+            path("exec"),
+            "--pidfile".into(),
+            path("docker.pid"),
+            "-H".into(),
+            format!("unix://{}", path("docker.sock")),
+        ];
+        // nsenter (and unshare, and sh) exec dockerd: the child's PID is the
+        // engine's.
+        let mut command = Command::new("nsenter");
+        command
             .arg(format!("--net=/run/netns/{}", lab.netns))
-            .arg("--")
-            .arg("dockerd")
-            .args(["--config-file", &path("daemon.json")])
-            .args(["--data-root", &path("root")])
-            .args(["--exec-root", &path("exec")])
-            .args(["--pidfile", &path("docker.pid")])
-            .args(["-H", &format!("unix://{}", path("docker.sock"))])
+            .arg("--");
+        match hostname {
+            None => {
+                command.args(&dockerd);
+            }
+            Some(hostname) => {
+                // The host name and dockerd's arguments go as arguments,
+                // never into the script's text.
+                command
+                    .args(["unshare", "--uts", "--", "sh", "-c"])
+                    .arg(r#"hostname "$0" && exec "$@""#)
+                    .arg(hostname)
+                    .args(&dockerd);
+            }
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)
@@ -151,7 +227,7 @@ impl LabEngine {
                 }
             }
             if lab.socket().exists() && super::block_on(lab.engine_once()).is_ok() {
-                return Ok(lab);
+                return Ok(());
             }
             if Instant::now() >= deadline {
                 return Err(format!(
@@ -195,11 +271,17 @@ impl LabEngine {
     /// command line names the lab's directory).
     fn own_pid(&self, file: &Path) -> Option<u32> {
         let pid: u32 = std::fs::read_to_string(file).ok()?.trim().parse().ok()?;
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        self.owns(pid).then_some(pid)
+    }
+
+    /// Whether process `pid` is one of this lab's (its command line names
+    /// the lab's directory).
+    fn owns(&self, pid: u32) -> bool {
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            return false;
+        };
         let dir = self.dir.to_string_lossy();
-        String::from_utf8_lossy(&cmdline)
-            .contains(dir.as_ref())
-            .then_some(pid)
+        String::from_utf8_lossy(&cmdline).contains(dir.as_ref())
     }
 
     fn stop(&mut self) {
@@ -225,20 +307,198 @@ impl LabEngine {
                 .args(["-KILL", &pid.to_string()])
                 .status();
         }
-        // Mounts a killed engine left: deepest first.
-        let dir = self.dir.to_string_lossy().into_owned();
-        let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split_whitespace().nth(4).map(str::to_string))
-            .filter(|m| m.starts_with(&dir))
+        // The shims of its containers outlive a killed containerd: each is
+        // the parent of a container init in the lab's exec root (init.pid),
+        // and ours when its command line names the lab's directory. Found
+        // before the inits die, killed after.
+        let tasks = self
+            .dir
+            .join("exec/containerd/daemon/io.containerd.runtime.v2.task/moby");
+        let shims: Vec<u32> = std::fs::read_dir(&tasks)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| {
+                let init = std::fs::read_to_string(entry.path().join("init.pid")).ok()?;
+                let stat = std::fs::read_to_string(format!("/proc/{}/stat", init.trim())).ok()?;
+                // pid (comm) state ppid …: the comm may hold spaces.
+                let ppid: u32 = stat
+                    .rsplit(')')
+                    .next()?
+                    .split_whitespace()
+                    .nth(1)?
+                    .parse()
+                    .ok()?;
+                self.owns(ppid).then_some(ppid)
+            })
             .collect();
-        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in mounts {
-            let _ = Command::new("umount").args(["-l", &m]).status();
+        // What still runs in its own cgroup (containers of a killed engine)
+        // is ours by that cgroup; then the cgroup goes, in every hierarchy.
+        if let Some(parent) = &self.cgroup_parent {
+            remove_cgroup(parent);
         }
+        for pid in shims {
+            if self.owns(pid) {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        }
+        // Mounts a killed engine left.
+        unmount_under(&self.dir.to_string_lossy());
         let _ = run("ip", &["netns", "del", &self.netns]);
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Unmounts (lazily, deepest first) every mount at or under `dir`.
+fn unmount_under(dir: &str) {
+    let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4).map(str::to_string))
+        .filter(|m| m.starts_with(dir))
+        .collect();
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for m in mounts {
+        let _ = Command::new("umount").args(["-l", &m]).status();
+    }
+}
+
+/// Removes what labs of a test process that is gone left behind: a test
+/// killed outright (SIGKILL, a CI job cancelled) never runs its labs' Drop.
+/// A lab's every object is named `{prefix}-{PID}-{N}…` after the process
+/// that made it, so an object whose PID no longer runs is an orphan of this
+/// code's own: the processes whose command line names its directory
+/// (engines, containerds, shims, fuse-overlayfs, registries) are killed,
+/// its mounts unmounted, its cgroups, namespaces and directory removed.
+/// Nothing of a running process's labs, or of anyone else, is touched.
+pub fn sweep_orphans(prefix: &str) {
+    // Once per test process and prefix: labs started in parallel threads
+    // would otherwise sweep the same remains side by side.
+    static SWEPT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    {
+        let mut swept = SWEPT.lock().unwrap_or_else(|p| p.into_inner());
+        if swept.iter().any(|p| p == prefix) {
+            return;
+        }
+        swept.push(prefix.to_string());
+    }
+    let dead_id = |name: &str| -> Option<String> {
+        let rest = name.strip_prefix(prefix)?.strip_prefix('-')?;
+        let mut parts = rest.splitn(3, '-');
+        let pid: u32 = parts.next()?.parse().ok()?;
+        let n: u32 = parts.next()?.parse().ok()?;
+        (!Path::new(&format!("/proc/{pid}")).exists()).then(|| format!("{prefix}-{pid}-{n}"))
+    };
+    let netns_list = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let namespaces: Vec<String> = netns_list
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect();
+    let tmp = std::env::temp_dir();
+    let mut ids: Vec<String> = namespaces.iter().filter_map(|n| dead_id(n)).collect();
+    ids.extend(
+        std::fs::read_dir(&tmp)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| dead_id(&e.file_name().to_string_lossy())),
+    );
+    // A lab's cgroups (one per engine, `{id}-{node}`) may outlive the rest.
+    ids.extend(
+        std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|h| std::fs::read_dir(h.path()).into_iter().flatten().flatten())
+            .filter_map(|g| dead_id(&g.file_name().to_string_lossy())),
+    );
+    ids.sort();
+    ids.dedup();
+    for id in ids {
+        let dir = tmp.join(&id).to_string_lossy().into_owned();
+        let mine = format!("{dir}/");
+        let pids: Vec<String> = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let pid = e.file_name().to_string_lossy().into_owned();
+                pid.parse::<u32>().ok()?;
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+                String::from_utf8_lossy(&cmdline)
+                    .contains(mine.as_str())
+                    .then_some(pid)
+            })
+            .collect();
+        for pid in &pids {
+            let _ = Command::new("kill").args(["-KILL", pid]).status();
+        }
+        // Their containers: in the lab's own cgroups, named after the id.
+        for group in std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|h| std::fs::read_dir(h.path()).into_iter().flatten().flatten())
+            .filter(|g| g.file_name().to_string_lossy().starts_with(id.as_str()))
+        {
+            remove_cgroup(&group.file_name().to_string_lossy());
+        }
+        unmount_under(&mine);
+        for netns in namespaces
+            .iter()
+            .filter(|n| *n == &id || n.starts_with(&format!("{id}-")))
+        {
+            let _ = run("ip", &["netns", "del", netns]);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        eprintln!("removed the remains of lab {id}, whose test process is gone");
+    }
+}
+
+/// Kills the processes left in cgroup `parent` (a lab's own, named after
+/// it) and its children, and removes them, in every hierarchy (v1 or v2).
+fn remove_cgroup(parent: &str) {
+    let roots: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join(parent))
+        .chain([Path::new("/sys/fs/cgroup").join(parent)])
+        .filter(|p| p.is_dir())
+        .collect();
+    let children = |root: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect()
+    };
+    for root in &roots {
+        for group in children(root).iter().chain([root]) {
+            let procs = std::fs::read_to_string(group.join("cgroup.procs")).unwrap_or_default();
+            for pid in procs.split_whitespace() {
+                let _ = Command::new("kill").args(["-KILL", pid]).status();
+            }
+        }
+    }
+    for root in &roots {
+        for attempt in 0..50 {
+            for group in children(root) {
+                let _ = std::fs::remove_dir(group);
+            }
+            if std::fs::remove_dir(root).is_ok() || !root.exists() || attempt == 49 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod lab;
 pub mod registry;
+pub mod swarm;
 
 use std::sync::Mutex;
 use std::time::Duration;

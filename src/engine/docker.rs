@@ -878,43 +878,33 @@ impl Engine for DockerEngine {
         }
         let name = container.to_string();
         let options = options.build();
-        if self.swarm.manager_node.is_some() {
+        let raw = if self.swarm.manager_node.is_some() {
             // A service's log comes through the manager from whichever
             // node runs its task.
             let this = self.clone();
             let n = name.clone();
-            return futures_util::stream::once(async move {
-                let is_service = matches!(this.is_service(&n).await, Ok(Some(_)));
-                let raw = if is_service {
+            futures_util::stream::once(async move {
+                if matches!(this.is_service(&n).await, Ok(Some(_))) {
                     this.docker.service_logs(&n, Some(options)).boxed()
                 } else {
                     this.docker.logs(&n, Some(options)).boxed()
-                };
-                raw.map(move |item| {
-                    item.map(|chunk| chunk.to_string()).map_err(|e| {
-                        engine_error(
-                            format!("read the log of {n}"),
-                            format!("the container {n}"),
-                            e,
-                        )
-                    })
-                })
+                }
             })
             .flatten()
-            .boxed();
-        }
-        self.docker
-            .logs(container, Some(options))
-            .map(move |item| {
-                item.map(|chunk| chunk.to_string()).map_err(|e| {
-                    engine_error(
-                        format!("read the log of {name}"),
-                        format!("the container {name}"),
-                        e,
-                    )
-                })
-            })
             .boxed()
+        } else {
+            self.docker.logs(container, Some(options)).boxed()
+        };
+        raw.map(move |item| {
+            item.map(|chunk| chunk.to_string()).map_err(|e| {
+                engine_error(
+                    format!("read the log of {name}"),
+                    format!("the container {name}"),
+                    e,
+                )
+            })
+        })
+        .boxed()
     }
 
     fn timestamped_log(&self, container: &str) -> BoxStream<'static, Result<Bytes>> {

@@ -81,21 +81,22 @@ pub async fn nodes(docker: &Docker, role: &SwarmRole) -> Result<Vec<SwarmNode>> 
     let mut nodes: Vec<SwarmNode> = list
         .into_iter()
         .map(|n| {
-            let v = serde_json::to_value(&n).unwrap_or_default();
-            let text = |ptr: &str| v.pointer(ptr).and_then(|x| x.as_str()).unwrap_or("");
-            let id = text("/ID").to_string();
-            let state = text("/Status/State").to_string();
-            let availability = text("/Spec/Availability").to_string();
+            let id = n.id.unwrap_or_default();
+            let spec = n.spec.unwrap_or_default();
+            let status = n.status.unwrap_or_default();
+            let word = |w: Option<String>| w.unwrap_or_else(|| "unknown".into());
+            let state = word(status.state.map(|s| s.to_string()));
+            let availability = word(spec.availability.map(|a| a.to_string()));
             SwarmNode {
-                hostname: text("/Description/Hostname").to_string(),
-                role: text("/Spec/Role").to_string(),
+                hostname: n
+                    .description
+                    .and_then(|d| d.hostname)
+                    .unwrap_or_else(|| id.clone()),
+                role: word(spec.role.map(|r| r.to_string())),
                 ready: state == "ready" && availability == "active",
                 state: format!("{state}, {availability}"),
-                address: text("/Status/Addr").to_string(),
-                labels: v
-                    .pointer("/Spec/Labels")
-                    .and_then(|l| serde_json::from_value(l.clone()).ok())
-                    .unwrap_or_default(),
+                address: status.addr.unwrap_or_default(),
+                labels: spec.labels.unwrap_or_default(),
                 is_self: role.manager_node.as_deref() == Some(id.as_str()),
                 id,
             }
@@ -126,8 +127,14 @@ pub async fn services_as_containers(
     if services.is_empty() {
         return Ok(Vec::new());
     }
+    // Only the tasks meant to run: the others are history.
     let tasks = docker
-        .list_tasks(None::<ListTasksOptions>)
+        .list_tasks(Some(ListTasksOptions {
+            filters: Some(HashMap::from([(
+                "desired-state".to_string(),
+                vec!["running".to_string()],
+            )])),
+        }))
         .await
         .map_err(|e| swarm_error("list tasks", e))?;
     let nodes = docker
@@ -221,7 +228,7 @@ fn service_view(
     let created = service
         .created_at
         .as_deref()
-        .and_then(chrono_like_seconds)
+        .and_then(unix_seconds)
         .unwrap_or(0);
     ContainerState {
         id: task
@@ -244,8 +251,9 @@ fn service_view(
     }
 }
 
-/// Seconds since the epoch of an RFC 3339 time ("2026-12-02T10:01:02.123Z").
-fn chrono_like_seconds(text: &str) -> Option<i64> {
+/// Seconds since the epoch of an RFC 3339 UTC time ("2026-12-02T10:01:02.123Z"),
+/// the inverse of [`crate::ops::bundle::utc_timestamp`].
+pub fn unix_seconds(text: &str) -> Option<i64> {
     let (date, time) = text.split_once('T')?;
     let mut d = date.split('-').map(|x| x.parse::<i64>().ok());
     let (y, m, day) = (d.next()??, d.next()??, d.next()??);

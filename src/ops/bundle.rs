@@ -742,6 +742,22 @@ mod tests {
     }
 
     #[test]
+    fn swarm_times_read_back_as_the_seconds_they_were() {
+        for secs in [0u64, 951_782_400, 1_764_669_662, 4_102_444_799] {
+            let text = utc_timestamp(secs);
+            assert_eq!(
+                crate::engine::swarm::unix_seconds(&text),
+                Some(secs as i64),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            crate::engine::swarm::unix_seconds("2026-12-02T10:01:02.123456789Z"),
+            Some(1_796_205_662)
+        );
+    }
+
+    #[test]
     fn timestamps_are_utc_rfc3339() {
         assert_eq!(utc_timestamp(0), "1970-01-01T00:00:00Z");
         assert_eq!(utc_timestamp(951_782_400), "2000-02-29T00:00:00Z");

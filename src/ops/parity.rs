@@ -206,6 +206,23 @@ pub fn render(report: &ParityReport) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_last_reported_versions_line_of_a_log_counts() {
+        let v = r#"{"spark":"4.3.0","python":"3.11.2"}"#;
+        let w = r#"{"spark":"4.3.0","python":"3.11.9"}"#;
+        let log = format!(
+            "starting\nsparkbox-versions: {v}\nrestarted\nsparkbox-versions: {w}\nworker up\n"
+        );
+        let got = reported_versions(&log).expect("a line").expect("parses");
+        assert_eq!(got, Versions::from_json(w).expect("json"));
+        assert!(reported_versions("no such line\n").is_none());
+        assert!(matches!(
+            reported_versions("sparkbox-versions: {broken"),
+            Some(Err(_))
+        ));
+    }
+
     use super::*;
 
     fn versions(py4j: &str) -> Versions {

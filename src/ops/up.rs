@@ -172,12 +172,10 @@ pub async fn up_with<E: Engine>(
     let tag = spec.image.tag();
     observed.image_present = engine.image(&tag).await?.is_some();
     let (mut resolved, mut notes) = settle_for(engine, &spec, &observed)?;
-    if spec.swarm.is_some() {
-        if build.registry.is_none() {
-            return Err(no_registry(&cluster));
-        }
-        place_on_swarm(engine, &spec, &observed, &mut resolved).await?;
+    if spec.swarm.is_some() && build.registry.is_none() {
+        return Err(no_registry(&cluster));
     }
+    place_on_swarm(engine, &spec, &observed, &mut resolved).await?;
     let desired = desired::desired(&spec, &resolved);
     let recreate = recreate_names(&desired, &options.recreate)?;
     let plan = reconcile_recreating(&desired, &observed, &recreate);

@@ -668,18 +668,35 @@ impl Settings {
                 data.display()
             )));
         }
-        let swarm_asked = args.swarm
-            || f.cluster.engine.as_deref() == Some("swarm")
-            || (f.cluster.engine.is_none() && rec.swarm.is_some());
-        if swarm_asked && args.bind.is_some() {
-            return Err(Error::InvalidInput(
-                "--bind cannot apply on a swarm: its ports are published in host mode on every address of the node that runs each service (Spark's RPC then requires the cluster's secret) — leave --bind out, or use a firewall on the nodes".into(),
-            ));
+        let engine = match &f.cluster.engine {
+            None => None,
+            Some(e) if e == "swarm" => Some(true),
+            Some(e) if e == "local" => Some(false),
+            Some(e) => {
+                return Err(Error::InvalidInput(format!(
+                    "{} = {e:?} is not an engine — give \"local\" (one Docker engine) or \"swarm\" (services on the swarm DOCKER_HOST manages)",
+                    config.key("cluster", "engine")
+                )))
+            }
+        };
+        let on_swarm = args.swarm || engine.or(rec.swarm.map(|_| true)).unwrap_or(false);
+        let bind_from = if args.bind.is_some() {
+            Some("--bind".to_string())
+        } else {
+            f.cluster
+                .bind
+                .as_ref()
+                .map(|_| config.key("cluster", "bind"))
+        };
+        if let (true, Some(from)) = (on_swarm, bind_from) {
+            return Err(Error::InvalidInput(format!(
+                "{from} cannot apply on a swarm: its ports are published in host mode on every address of the node that runs each service (Spark's RPC then requires the cluster's secret) — remove it, or use a firewall on the nodes"
+            )));
         }
         let bind = args
             .bind
             .clone()
-            .or_else(|| swarm_asked.then(|| "0.0.0.0".to_string()))
+            .or_else(|| on_swarm.then(|| "0.0.0.0".to_string()))
             .or_else(|| f.cluster.bind.clone())
             .or_else(|| rec.bind.clone())
             .unwrap_or_else(|| "127.0.0.1".to_string());
@@ -751,18 +768,6 @@ impl Settings {
                 )));
             }
         }
-        let engine = match &f.cluster.engine {
-            None => None,
-            Some(e) if e == "swarm" => Some(true),
-            Some(e) if e == "local" => Some(false),
-            Some(e) => {
-                return Err(Error::InvalidInput(format!(
-                    "{} = {e:?} is not an engine — give \"local\" (one Docker engine) or \"swarm\" (services on the swarm DOCKER_HOST manages)",
-                    config.key("cluster", "engine")
-                )))
-            }
-        };
-        let on_swarm = args.swarm || engine.or(rec.swarm.map(|_| true)).unwrap_or(false);
         let per_node = args
             .workers_per_node
             .or(f.cluster.workers_per_node)
@@ -1076,6 +1081,59 @@ mod tests {
         // Printed ports are fixed ones; everything else is identical.
         s2.ports = s.ports.clone();
         assert_eq!(s, s2);
+    }
+
+    #[test]
+    fn swarm_settings_are_checked_and_kept_by_the_record() {
+        let bare = Config::default();
+        let on = ClusterArgs {
+            swarm: true,
+            ..Default::default()
+        };
+        let s = Settings::resolve_over(&bare, &on, None).expect("valid");
+        assert_eq!((s.swarm, s.bind.as_str()), (Some(1), "0.0.0.0"));
+        let with_bind = ClusterArgs {
+            bind: Some("127.0.0.1".into()),
+            ..on.clone()
+        };
+        let e = message(Settings::resolve_over(&bare, &with_bind, None).expect_err("bind"));
+        assert!(e.contains("--bind cannot apply on a swarm"), "{e}");
+        let file = config("[cluster]\nengine = \"swarm\"\nbind = \"0.0.0.0\"\n").expect("parses");
+        let e = message(
+            Settings::resolve_over(&file, &ClusterArgs::default(), None).expect_err("bind"),
+        );
+        assert!(e.contains("[cluster] bind cannot apply on a swarm"), "{e}");
+        let file = config("[cluster]\nengine = \"k8s\"\n").expect("parses");
+        let e = message(
+            Settings::resolve_over(&file, &ClusterArgs::default(), None).expect_err("engine"),
+        );
+        assert!(
+            e.contains("[cluster] engine = \"k8s\" is not an engine"),
+            "{e}"
+        );
+        let per_node = ClusterArgs {
+            workers_per_node: Some(2),
+            ..Default::default()
+        };
+        let e = message(Settings::resolve_over(&bare, &per_node, None).expect_err("no swarm"));
+        assert!(e.contains("add --swarm"), "{e}");
+        let zero = ClusterArgs {
+            workers_per_node: Some(0),
+            ..on.clone()
+        };
+        let e = message(Settings::resolve_over(&bare, &zero, None).expect_err("zero"));
+        assert!(
+            e.contains("--workers-per-node 0 would place no worker"),
+            "{e}"
+        );
+        // A swarm cluster stays one, with its workers per node.
+        let recorded = Recorded {
+            swarm: Some(3),
+            ..Default::default()
+        };
+        let kept =
+            Settings::resolve_over(&bare, &ClusterArgs::default(), Some(&recorded)).expect("valid");
+        assert_eq!(kept.swarm, Some(3));
     }
 
     #[test]

@@ -17,8 +17,10 @@ const IMAGE: &str = "debian:bookworm-slim";
 const PORT: u16 = 18080;
 
 /// A tiny HTTP server with what debian-slim has (perl-base): answers every
-/// request with "hello from HOSTNAME" (the task's container hostname).
-const LISTENER: &str = r#"$SIG{TERM} = sub { exit 0 }; use IO::Socket::INET; my $s = IO::Socket::INET->new(LocalPort => 8000, Listen => 5, ReuseAddr => 1) or die "listen: $!"; my $h = `hostname`; chomp $h; while (my $c = $s->accept) { my $request = <$c>; print $c "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nhello from $h\n"; close $c; }"#;
+/// request with "hello from HOSTNAME" (the task's container hostname). It
+/// reads the whole request first: closing with unread bytes makes the
+/// kernel reset the connection, and the client may lose the answer.
+const LISTENER: &str = r#"$SIG{TERM} = sub { exit 0 }; use IO::Socket::INET; my $s = IO::Socket::INET->new(LocalPort => 8000, Listen => 5, ReuseAddr => 1) or die "listen: $!"; my $h = `hostname`; chomp $h; while (my $c = $s->accept) { while (my $line = <$c>) { last if $line =~ /^\r?\n$/ } print $c "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nhello from $h\n"; close $c; }"#;
 
 /// Polls `probe` every half second until it gives Some, for at most `limit`.
 fn wait_for<T>(limit: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {

@@ -201,10 +201,15 @@ fn service_view(
     // (pending, assigned, preparing, starting) one that is not running yet.
     let state = if replicas_of(service) == 0 {
         "exited".to_string()
-    } else if task_state == "running" {
-        "running".to_string()
     } else {
-        "created".to_string()
+        match task_state.as_str() {
+            "running" => "running",
+            "" | "new" | "pending" | "assigned" | "accepted" | "ready" | "preparing"
+            | "starting" => "created",
+            // failed, rejected, shutdown, complete, orphaned, remove
+            _ => "exited",
+        }
+        .to_string()
     };
     let status = match (&node, task_state.as_str()) {
         (_, "") => "no task".to_string(),

@@ -140,6 +140,9 @@ pub async fn check_alive<E: Engine>(engine: &E, cluster: &str, expected: &[Strin
         let found: Option<&ContainerState> = containers.iter().find(|c| &c.name == name);
         let problem = match found {
             None => Some("disappeared".to_string()),
+            // A swarm task on its way (pending, pulling, starting); a local
+            // container is started before any wait begins.
+            Some(c) if c.state == "created" => None,
             Some(c) if !c.is_running() => Some(format!("stopped ({})", c.status)),
             Some(c) if c.health.as_deref() == Some("unhealthy") => {
                 Some("turned unhealthy".to_string())

@@ -217,7 +217,25 @@ fn sparkbox_up_on_a_swarm_spreads_workers_over_nodes() {
         on_swarm(&manager, &["exec", "-n", name, "worker-2", "--", "sh", "-c", "ls -R /home/spark/.sparkbox/work | head; tail -n 40 /home/spark/.sparkbox/work/*/*/stderr"]),
     );
 
-    // A second up changes nothing and is ready again.
+    // scale: one service fewer, touching nothing else.
+    let (code, out, err) = on_swarm(&manager, &["scale", "-n", name, "--workers", "1"]);
+    assert_eq!(code, 0, "scale to 1:\n{out}\n{err}");
+    let services = lab
+        .docker(0, &["service", "ls", "--format", "{{.Name}}"])
+        .unwrap_or_default();
+    let mut names: Vec<&str> = services.split_whitespace().collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            format!("{name}-jupyter"),
+            format!("{name}-master"),
+            format!("{name}-worker-1")
+        ],
+        "{services}"
+    );
+
+    // A second up with two workers places worker-2 again and is ready.
     let (code, out, err) = up("2");
     assert_eq!(code, 0, "second up:\n{out}\n{err}");
 

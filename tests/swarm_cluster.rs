@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Instant;
 
 use common::swarm::swarm_lab;
@@ -42,20 +41,6 @@ fn on_swarm(manager: &str, args: &[&str]) -> (i32, String, String) {
     run(&mut cmd)
 }
 
-/// Saves the image `up` uses from the machine's daemon into `file`.
-fn save_image(tag: &str, file: &std::path::Path) {
-    let out = Command::new("docker")
-        .args(["save", tag, "-o"])
-        .arg(file)
-        .output()
-        .expect("docker save runs");
-    assert!(
-        out.status.success(),
-        "docker save {tag}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// The last log lines of each worker task on each node, for failure messages.
 fn worker_logs(lab: &common::swarm::SwarmLab, name: &str) -> String {
     let mut text = String::new();
@@ -86,7 +71,7 @@ fn sparkbox_up_on_a_swarm_spreads_workers_over_nodes() {
     let tmp = tempfile::tempdir().expect("a temporary directory");
     let archive = tmp.path().join("image.tar");
     let t = Instant::now();
-    save_image(&tag, &archive);
+    common::swarm::save_image(&tag, &archive).unwrap_or_else(|e| panic!("{e}"));
     eprintln!("image saved in {:.1?}", t.elapsed());
 
     let Some(lab) = swarm_lab(TEST, 2) else {
@@ -104,42 +89,29 @@ fn sparkbox_up_on_a_swarm_spreads_workers_over_nodes() {
     let data_arg = data.display().to_string();
     let name = "sbxsw";
 
-    let up = |workers: &str| {
-        on_swarm(
-            &manager,
-            &[
-                "up",
-                "-n",
-                name,
-                "--swarm",
-                "--workers",
-                workers,
-                "--registry",
-                &registry,
-                "--data",
-                &data_arg,
-                "--timeout",
-                "400",
-            ],
-        )
-    };
-    // Bad input first: more workers than the nodes allow, and no registry.
-    let (code, out, err) = up("3");
-    assert_ne!(code, 0, "3 workers on 2 nodes at 1 per node: {out}\n{err}");
-    assert!(err.contains("workers-per-node"), "{err}");
-    let (code, _, err) = on_swarm(
-        &manager,
-        &[
+    // `up --swarm` on the lab: the workers, then anything more (a registry).
+    let up = |workers: &str, more: &[&str]| {
+        let mut args = vec![
             "up",
             "-n",
             name,
             "--swarm",
             "--workers",
-            "2",
+            workers,
             "--data",
             &data_arg,
-        ],
-    );
+            "--timeout",
+            "400",
+        ];
+        args.extend_from_slice(more);
+        on_swarm(&manager, &args)
+    };
+    let with_registry = ["--registry", registry.as_str()];
+    // Bad input first: more workers than the nodes allow, and no registry.
+    let (code, out, err) = up("3", &with_registry);
+    assert_eq!(code, 11, "3 workers on 2 nodes at 1 per node: {out}\n{err}");
+    assert!(err.contains("workers-per-node"), "{err}");
+    let (code, _, err) = up("2", &[]);
     assert_eq!(code, 11, "no registry on a swarm: {err}");
     assert!(err.contains("--registry"), "{err}");
     let services = lab.docker(0, &["service", "ls", "-q"]).unwrap_or_default();
@@ -149,7 +121,7 @@ fn sparkbox_up_on_a_swarm_spreads_workers_over_nodes() {
     );
 
     let t = Instant::now();
-    let (code, out, err) = up("2");
+    let (code, out, err) = up("2", &with_registry);
     let up_time = t.elapsed();
     assert_eq!(
         code,
@@ -236,7 +208,7 @@ fn sparkbox_up_on_a_swarm_spreads_workers_over_nodes() {
     );
 
     // A second up with two workers places worker-2 again and is ready.
-    let (code, out, err) = up("2");
+    let (code, out, err) = up("2", &with_registry);
     assert_eq!(code, 0, "second up:\n{out}\n{err}");
 
     // down removes the services and the network, keeps the volumes.

@@ -48,19 +48,7 @@ fn save_base_image(file: &std::path::Path) -> Result<(), String> {
             "{IMAGE} is not on the machine's daemon (sparkbox makes it with its first build)"
         ));
     }
-    let out = Command::new("docker")
-        .args(["save", IMAGE, "-o"])
-        .arg(file)
-        .output()
-        .map_err(|e| format!("cannot run docker save: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "docker save {IMAGE} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
+    common::swarm::save_image(IMAGE, file)
 }
 
 /// The container of service `service`'s task on node `i`, once it runs.

@@ -133,16 +133,26 @@ pub async fn service_ready<E: Engine>(
 /// The healthcheck's exit code for arguments it does not know.
 const USAGE_EXIT: i64 = 2;
 
-/// Fails when an expected container is missing, stopped or unhealthy, with its last log lines.
-pub async fn check_alive<E: Engine>(engine: &E, cluster: &str, expected: &[String]) -> Result<()> {
+/// Fails when an expected container is missing, stopped or unhealthy, with
+/// its last log lines; otherwise the ones still on their way, with their
+/// status (a swarm task waiting for a node or pulling its image).
+pub async fn check_alive<E: Engine>(
+    engine: &E,
+    cluster: &str,
+    expected: &[String],
+) -> Result<Vec<String>> {
     let containers = engine.containers(&[(labels::CLUSTER, cluster)]).await?;
+    let mut starting = Vec::new();
     for name in expected {
         let found: Option<&ContainerState> = containers.iter().find(|c| &c.name == name);
         let problem = match found {
             None => Some("disappeared".to_string()),
             // A swarm task on its way (pending, pulling, starting); a local
             // container is started before any wait begins.
-            Some(c) if c.state == "created" => None,
+            Some(c) if c.state == "created" => {
+                starting.push(format!("{name} is still starting ({})", c.status));
+                None
+            }
             Some(c) if !c.is_running() => Some(format!("stopped ({})", c.status)),
             Some(c) if c.health.as_deref() == Some("unhealthy") => {
                 Some("turned unhealthy".to_string())
@@ -157,7 +167,7 @@ pub async fn check_alive<E: Engine>(engine: &E, cluster: &str, expected: &[Strin
             )));
         }
     }
-    Ok(())
+    Ok(starting)
 }
 
 fn indent(text: &str) -> String {
@@ -277,7 +287,7 @@ pub async fn wait_ready<E: Engine>(
                     })
             )
         );
-        alive_check?;
+        let starting = alive_check?;
         answered = answered_now;
         let jupyter_ok = answered[..jupyters.len()].iter().all(|ok| *ok);
         let services_ok = answered.iter().all(|ok| *ok);
@@ -298,7 +308,7 @@ pub async fn wait_ready<E: Engine>(
             }
         }
         if Instant::now() >= deadline {
-            let mut why = Vec::new();
+            let mut why = starting;
             if alive != workers as usize {
                 why.push(format!("{alive} of {workers} workers registered"));
             }

@@ -600,6 +600,24 @@ impl Drop for SwarmLab {
     }
 }
 
+/// Saves `image` from the machine's daemon into `file` (`docker save`), for
+/// a lab node to load, or says why not.
+pub fn save_image(image: &str, file: &Path) -> Result<(), String> {
+    let out = Command::new("docker")
+        .args(["save", image, "-o"])
+        .arg(file)
+        .output()
+        .map_err(|e| format!("cannot run docker save: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "docker save {image} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
 /// A swarm lab for `test`, or None with `SKIPPED test: why` printed; under CI=true a panic instead.
 pub fn swarm_lab(test: &str, nodes: usize) -> Option<SwarmLab> {
     match SwarmLab::start(test, nodes) {

@@ -39,6 +39,8 @@ pub enum Command {
     Down(DownArgs),
     /// List every sparkbox cluster on the engine.
     Ls(LsArgs),
+    /// List the swarm's nodes (DOCKER_HOST at a manager) and what of every cluster runs on each.
+    Nodes(LsArgs),
     /// Stop a cluster's containers, keeping them and their volumes.
     Stop(StopArgs),
     /// Each student's Jupyter URL with its token (a cluster made with --students).

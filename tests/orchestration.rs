@@ -1420,3 +1420,58 @@ async fn doctor_reports_what_prune_would_free() {
         .text
         .contains("nothing to prune"));
 }
+
+/// A swarm node of the fake: `id` is also its hostname's tail.
+fn fake_node(id: &str, manager: bool) -> sparkbox::engine::SwarmNode {
+    sparkbox::engine::SwarmNode {
+        id: id.to_string(),
+        hostname: format!("host-{id}"),
+        role: if manager { "manager" } else { "worker" }.to_string(),
+        ready: true,
+        state: "ready, active".to_string(),
+        address: String::new(),
+        labels: Default::default(),
+        is_self: manager,
+    }
+}
+
+#[tokio::test]
+async fn a_data_directory_missing_on_a_swarm_node_is_named_before_anything_starts() {
+    let (remote, image) = pushed_image("swarm-path-src").await;
+    let lab = Lab::new("swarm-path");
+    lab.engine.publish(&remote, image);
+    lab.engine
+        .set_swarm_nodes(vec![fake_node("m", true), fake_node("a", false)]);
+    let data = lab.data.path().join("data");
+    lab.engine
+        .set_path_missing("a", &data.display().to_string());
+    let mut args = lab.args_with_registry(FAKE_REGISTRY);
+    args.workers = Some(2);
+    args.swarm = true;
+    let err = lab.up(&args).await.expect_err("a node lacks /data");
+    let text = err.to_string();
+    assert!(
+        text.contains("host-a")
+            && !text.contains("host-m")
+            && text.contains(&data.display().to_string()),
+        "{text}"
+    );
+    assert_eq!(err.exit_code(), 11);
+    // Nothing of the cluster started; the network may stand (the next up uses it).
+    assert!(
+        lab.engine.container_names().is_empty(),
+        "{:?}",
+        lab.engine.container_names()
+    );
+    // A node that runs nothing of the cluster (drained) is not asked for it.
+    let mut drained = fake_node("a", false);
+    drained.ready = false;
+    drained.state = "ready, drain".to_string();
+    lab.engine
+        .set_swarm_nodes(vec![fake_node("m", true), drained]);
+    args.workers = Some(1);
+    lab.up(&args)
+        .await
+        .expect("the node without /data runs nothing");
+    lab.assert_ready(1).await;
+}

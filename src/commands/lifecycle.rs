@@ -39,6 +39,38 @@ pub async fn ls(conn: &Connection, args: LsArgs) -> Result<()> {
     Ok(())
 }
 
+/// `sparkbox nodes`: the swarm's nodes, each with what runs on it.
+pub async fn nodes(conn: &Connection, args: LsArgs) -> Result<()> {
+    let engine = conn.engine().await?;
+    let lines = crate::ops::status::swarm_nodes(&engine).await?;
+    if args.json {
+        let text = serde_json::to_string_pretty(&lines)
+            .map_err(|e| Error::Io(format!("cannot render the nodes: {e}")))?;
+        println!("{text}");
+        return Ok(());
+    }
+    println!(
+        "{:<24} {:<8} {:<16} {:<15} {:<8} sparkbox containers",
+        "node", "role", "state", "address", "label"
+    );
+    for l in &lines {
+        println!(
+            "{:<24} {:<8} {:<16} {:<15} {:<8} {}",
+            format!("{}{}", l.node, if l.this_engine { " *" } else { "" }),
+            l.role,
+            l.state,
+            l.address,
+            l.placement.as_deref().unwrap_or("-"),
+            if l.containers.is_empty() {
+                "-".to_string()
+            } else {
+                l.containers.join(", ")
+            }
+        );
+    }
+    Ok(())
+}
+
 /// `sparkbox stop`: containers and volumes stay; `start` brings them back.
 pub async fn stop(
     conn: &Connection,

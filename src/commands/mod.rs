@@ -118,6 +118,7 @@ async fn dispatch(cli: Cli, cfg: &Config, progress: &Progress) -> Result<()> {
         Command::Status(args) => cluster::status(conn, args, cfg).await,
         Command::Down(args) => cluster::down(conn, args, cfg, progress).await,
         Command::Ls(args) => lifecycle::ls(conn, args).await,
+        Command::Nodes(args) => lifecycle::nodes(conn, args).await,
         Command::Roster(args) => roster::run(conn, args, cfg).await,
         Command::Doctor(args) => doctor::run(conn, args, cfg).await,
         Command::Logs(args) => logs::run(conn, args, cfg, progress).await,

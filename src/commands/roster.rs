@@ -8,8 +8,8 @@ use crate::model::labels::{self, Labelled};
 use crate::plan::observe::Observed;
 use crate::settings::Config;
 
-use crate::ops::urls::seats;
 pub use crate::ops::urls::Seat;
+use crate::ops::urls::{other_node_addresses, seats_on};
 
 /// The host students use: --host, else the bind address when it is one
 /// address, else this machine's loopback.
@@ -70,7 +70,13 @@ pub async fn run(conn: &Connection, args: RosterArgs, config: &Config) -> Result
         .jupyter()
         .and_then(|j| Labelled(&j.labels).get(labels::BIND));
     let host = host_for(args.host.as_deref(), bind);
-    let seats = seats(&observed, &host);
+    // On a swarm a student's server may run on another node: its address.
+    let addresses = if observed.containers.iter().any(|c| c.node.is_some()) {
+        other_node_addresses(&engine.swarm_nodes().await?)
+    } else {
+        Default::default()
+    };
+    let seats = seats_on(&observed, &host, &addresses);
     if seats.is_empty() {
         return Err(Error::NotReady(format!(
             "cluster {cluster} has no Jupyter server — `sparkbox up -n {cluster} --students N` makes one per student"
@@ -129,7 +135,7 @@ mod tests {
             ],
             ..Default::default()
         };
-        let s = seats(&observed, "10.0.0.5");
+        let s = crate::ops::urls::seats(&observed, "10.0.0.5");
         assert_eq!(s.len(), 2);
         assert_eq!(s[0].student, 1);
         assert_eq!(s[0].url, "http://10.0.0.5:8888/lab?token=aaaa");

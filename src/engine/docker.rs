@@ -29,6 +29,9 @@ use crate::error::{Error, Result};
 use crate::model::labels;
 
 /// How long to wait for the engine's first answer before calling it unreachable.
+/// How long `remove_network` waits for a swarm's removed tasks to leave.
+const NETWORK_RELEASE_PATIENCE: Duration = Duration::from_secs(60);
+
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// How long a save or load may take to answer. The engine answers a save only
@@ -162,6 +165,9 @@ impl DockerEngine {
         match super::swarm::place_of(&self.docker, &self.swarm, name).await? {
             super::swarm::TaskPlace::NotAService => Ok(name.to_string()),
             super::swarm::TaskPlace::Here(id) => Ok(id),
+            super::swarm::TaskPlace::Starting(state) => Err(Error::NotReady(format!(
+                "{name} has no container yet: its task is {state} — wait for it, or see `sparkbox status`"
+            ))),
             super::swarm::TaskPlace::Elsewhere(node) => Err(Error::OtherNode {
                 container: name.to_string(),
                 node,
@@ -642,14 +648,27 @@ impl Engine for DockerEngine {
     }
 
     async fn remove_network(&self, name: &str) -> Result<()> {
-        match self.docker.remove_network(name).await {
-            Ok(()) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(engine_error(
-                format!("remove network {name}"),
-                format!("the network {name}"),
-                e,
-            )),
+        // On a swarm the tasks of services just removed leave the overlay
+        // network a moment later ("in use by task"): waited for, bounded.
+        let deadline = tokio::time::Instant::now() + NETWORK_RELEASE_PATIENCE;
+        loop {
+            match self.docker.remove_network(name).await {
+                Ok(()) => return Ok(()),
+                Err(e) if is_not_found(&e) => return Ok(()),
+                Err(e)
+                    if e.to_string().contains("in use by task")
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => {
+                    return Err(engine_error(
+                        format!("remove network {name}"),
+                        format!("the network {name}"),
+                        e,
+                    ))
+                }
+            }
         }
     }
 
@@ -720,7 +739,11 @@ impl Engine for DockerEngine {
 
     async fn stop_container(&self, name: &str, timeout_s: i32) -> Result<()> {
         if let Some(service) = self.is_service(name).await? {
-            return super::swarm::set_replicas(&self.docker, &service, 0).await;
+            super::swarm::set_replicas(&self.docker, &service, 0).await?;
+            // Stopped when its task is: within the task's grace and a margin.
+            let patience =
+                std::time::Duration::from_secs(u64::try_from(timeout_s).unwrap_or(10) + 20);
+            return super::swarm::wait_no_running_task(&self.docker, &service, patience).await;
         }
         let options = StopContainerOptionsBuilder::new().t(timeout_s).build();
         match self.docker.stop_container(name, Some(options)).await {
@@ -959,6 +982,20 @@ impl Engine for DockerEngine {
             return Err(super::not_a_manager(&self.info.host));
         }
         super::swarm::nodes(&self.docker, &self.swarm).await
+    }
+
+    async fn check_host_paths(
+        &self,
+        cluster: &str,
+        image: &str,
+        uses: &[super::HostPathUse],
+        timeout: std::time::Duration,
+    ) -> Result<()> {
+        if self.swarm.manager_node.is_none() || uses.is_empty() {
+            return Ok(());
+        }
+        super::swarm::check_host_paths(&self.docker, &self.swarm, cluster, image, uses, timeout)
+            .await
     }
 
     async fn system_info(&self) -> Result<SystemInfo> {

@@ -358,6 +358,8 @@ struct State {
     execs: HashMap<String, i64>,
     /// The nodes of the swarm it manages (empty: not a swarm manager).
     swarm_nodes: Vec<super::SwarmNode>,
+    /// Host directories missing on swarm nodes: (node ID, path).
+    missing_paths: Vec<(String, String)>,
     clock: u64,
     log: Vec<(Call, String)>,
     faults: Vec<Fault>,
@@ -666,6 +668,13 @@ impl FakeEngine {
     /// Makes the fake a swarm manager with these nodes (replacing any).
     pub fn set_swarm_nodes(&self, nodes: Vec<super::SwarmNode>) {
         self.st().swarm_nodes = nodes;
+    }
+
+    /// Makes host directory `path` missing on swarm node `node_id`.
+    pub fn set_path_missing(&self, node_id: &str, path: &str) {
+        self.st()
+            .missing_paths
+            .push((node_id.to_string(), path.to_string()));
     }
 
     fn st(&self) -> MutexGuard<'_, State> {
@@ -2039,6 +2048,42 @@ impl Engine for FakeEngine {
             return Err(super::not_a_manager(&self.info.host));
         }
         Ok(nodes)
+    }
+
+    async fn check_host_paths(
+        &self,
+        cluster: &str,
+        image: &str,
+        uses: &[super::HostPathUse],
+        _timeout: std::time::Duration,
+    ) -> Result<()> {
+        self.gate(Call::Inspect, &format!("check host paths with {image}"))
+            .await?;
+        let st = self.st();
+        if st.swarm_nodes.is_empty() {
+            return Ok(());
+        }
+        for u in uses {
+            let lacking: Vec<String> = st
+                .swarm_nodes
+                .iter()
+                .filter(|n| {
+                    n.ready
+                        && u.constraints
+                            .iter()
+                            .any(|c| super::swarm::node_matches(n, c))
+                        && st
+                            .missing_paths
+                            .iter()
+                            .any(|(id, p)| *id == n.id && *p == u.path)
+                })
+                .map(|n| n.hostname.clone())
+                .collect();
+            if !lacking.is_empty() {
+                return Err(super::swarm::missing_path_error(cluster, &u.path, &lacking));
+            }
+        }
+        Ok(())
     }
 
     async fn system_info(&self) -> Result<SystemInfo> {

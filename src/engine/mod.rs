@@ -176,6 +176,16 @@ pub struct RunOutput {
     pub stderr: String,
 }
 
+/// A host directory that services of a cluster mount, and where those
+/// services may run: one set of placement constraints per service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPathUse {
+    /// The directory on the host (an absolute path).
+    pub path: String,
+    /// Each mounting service's constraints (empty: any node).
+    pub constraints: Vec<Vec<String>>,
+}
+
 /// A node of the swarm, as its manager reports it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SwarmNode {
@@ -500,6 +510,22 @@ pub trait Engine {
     /// run when it is not a swarm manager.
     async fn swarm_nodes(&self) -> Result<Vec<SwarmNode>> {
         Err(not_a_manager(&self.info().host))
+    }
+
+    /// Checks that each host directory of `uses` exists wherever a service
+    /// mounting it may run, before anything of `cluster` starts: on a swarm
+    /// every node that may run one (a node where it is missing is named);
+    /// a local engine has nothing to check (`up` makes the data directory).
+    /// `image` is the image to check with (on a swarm pinned by digest).
+    async fn check_host_paths(
+        &self,
+        cluster: &str,
+        image: &str,
+        uses: &[HostPathUse],
+        timeout: std::time::Duration,
+    ) -> Result<()> {
+        let _ = (cluster, image, uses, timeout);
+        Ok(())
     }
 
     /// True when the engine can publish `port` on `address`: nothing

@@ -151,6 +151,17 @@ pub async fn services_as_containers(
         .collect())
 }
 
+/// True when the service's containers run a healthcheck (swarm then holds
+/// each task in "starting" until it passes).
+fn has_healthcheck(spec: &ServiceSpec) -> bool {
+    spec.task_template
+        .as_ref()
+        .and_then(|t| t.container_spec.as_ref())
+        .and_then(|c| c.health_check.as_ref())
+        .and_then(|h| h.test.as_ref())
+        .is_some_and(|t| t.first().is_some_and(|w| w != "NONE"))
+}
+
 fn replicas_of(service: &Service) -> i64 {
     service
         .spec
@@ -203,9 +214,10 @@ fn service_view(
         "exited".to_string()
     } else {
         match task_state.as_str() {
-            "running" => "running",
-            "" | "new" | "pending" | "assigned" | "accepted" | "ready" | "preparing"
-            | "starting" => "created",
+            // A task of a service with a healthcheck stays "starting" until
+            // the check passes: its container runs, its health is starting.
+            "running" | "starting" => "running",
+            "" | "new" | "pending" | "assigned" | "accepted" | "ready" | "preparing" => "created",
             // failed, rejected, shutdown, complete, orphaned, remove
             _ => "exited",
         }
@@ -247,8 +259,17 @@ fn service_view(
             .unwrap_or_default(),
         labels: service_labels,
         name,
+        health: has_healthcheck(&spec)
+            .then(|| {
+                match (state.as_str(), task_state.as_str()) {
+                    ("running", "running") => "healthy",
+                    ("running", _) => "starting",
+                    _ => "none",
+                }
+                .to_string()
+            })
+            .filter(|h| h != "none"),
         state,
-        health: None,
         ports,
         status,
         created,
@@ -445,6 +466,59 @@ pub async fn set_replicas(docker: &Docker, service: &Service, replicas: i64) -> 
         .map_err(|e| swarm_error(&format!("scale service {name}"), e))
 }
 
+/// Waits until `service` has no task running (or on its way), or says
+/// which is still there after `patience`.
+pub async fn wait_no_running_task(
+    docker: &Docker,
+    service: &Service,
+    patience: std::time::Duration,
+) -> Result<()> {
+    let id = service.id.clone().unwrap_or_default();
+    let name = service
+        .spec
+        .as_ref()
+        .and_then(|s| s.name.clone())
+        .unwrap_or_else(|| id.clone());
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        let tasks = docker
+            .list_tasks(Some(ListTasksOptions {
+                filters: Some(HashMap::from([("service".to_string(), vec![id.clone()])])),
+            }))
+            .await
+            .map_err(|e| swarm_error(&format!("list the tasks of {name}"), e))?;
+        let live: Vec<String> = tasks
+            .iter()
+            .filter_map(|t| {
+                let state = t.status.as_ref()?.state.as_ref()?.to_string();
+                matches!(
+                    state.as_str(),
+                    "new"
+                        | "pending"
+                        | "assigned"
+                        | "accepted"
+                        | "preparing"
+                        | "ready"
+                        | "starting"
+                        | "running"
+                )
+                .then_some(state)
+            })
+            .collect();
+        if live.is_empty() {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(Error::Swarm(format!(
+                "service {name} is scaled to nothing, and its task is still {} after {} s — its node may be unreachable (`docker service ps {name}` on the manager)",
+                live.join(", "),
+                patience.as_secs()
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+}
+
 /// Removes the service named `name`; true when there was one.
 pub async fn remove_service(docker: &Docker, name: &str) -> Result<bool> {
     match docker.delete_service(name).await {
@@ -463,6 +537,9 @@ pub enum TaskPlace {
     Here(String),
     /// On another node (its hostname), or nowhere yet.
     Elsewhere(String),
+    /// Its task has no container yet — not placed, or pulling or starting
+    /// on this node (the task's state).
+    Starting(String),
 }
 
 /// Finds where service `name`'s running task is.
@@ -488,8 +565,16 @@ pub async fn place_of(docker: &Docker, role: &SwarmRole, name: &str) -> Result<T
         .as_ref()
         .and_then(|s| s.container_status.as_ref())
         .and_then(|c| c.container_id.clone());
+    let here = role.manager_node.as_deref() == Some(node.as_str());
     match container {
-        Some(c) if role.manager_node.as_deref() == Some(node.as_str()) => Ok(TaskPlace::Here(c)),
+        Some(c) if here => Ok(TaskPlace::Here(c)),
+        None if here || node.is_empty() => Ok(TaskPlace::Starting(
+            task.status
+                .as_ref()
+                .and_then(|s| s.state.as_ref())
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "new".into()),
+        )),
         _ => {
             let hostname = docker
                 .inspect_node(&node)
@@ -499,5 +584,203 @@ pub async fn place_of(docker: &Docker, role: &SwarmRole, name: &str) -> Result<T
                 .unwrap_or(node);
             Ok(TaskPlace::Elsewhere(hostname))
         }
+    }
+}
+
+/// True when swarm node `node` satisfies every one of `constraints` (the
+/// kinds sparkbox writes: `node.id==ID`, `node.role==ROLE`,
+/// `node.labels.KEY==VALUE`; any other kind is taken as satisfied, so a
+/// check never skips a node that might run the service).
+pub fn node_matches(node: &SwarmNode, constraints: &[String]) -> bool {
+    constraints.iter().all(|c| {
+        let Some((key, value)) = c.split_once("==") else {
+            return true;
+        };
+        let (key, value) = (key.trim(), value.trim());
+        if key == "node.id" {
+            node.id == value
+        } else if key == "node.role" {
+            node.role == value
+        } else if let Some(label) = key.strip_prefix("node.labels.") {
+            node.labels.get(label).map(String::as_str) == Some(value)
+        } else {
+            true
+        }
+    })
+}
+
+/// The name of the one-shot job that checks host directory number `i` of
+/// `cluster` on every node.
+pub fn path_check_name(cluster: &str, i: usize) -> String {
+    format!("{cluster}-pathcheck-{i}")
+}
+
+/// The error of a host directory missing on some nodes.
+pub fn missing_path_error(cluster: &str, path: &str, lacking: &[String]) -> Error {
+    Error::Swarm(format!(
+        "the directory {path} does not exist on node{} {} of the swarm, and every node that runs a service of {cluster} mounts it at the same path — make it there (the same files on every node: an NFS or other shared mount at {path}), or give a directory every node has (--data DIR)",
+        if lacking.len() == 1 { "" } else { "s" },
+        lacking.join(", ")
+    ))
+}
+
+/// What a node's check task ended as.
+enum CheckEnd {
+    Present,
+    Missing,
+    Failed(String),
+}
+
+fn check_end(task: &Task) -> Option<CheckEnd> {
+    let status = task.status.as_ref()?;
+    let state = status.state.as_ref()?.to_string();
+    let err = status
+        .err
+        .clone()
+        .or_else(|| status.message.clone())
+        .unwrap_or_default();
+    match state.as_str() {
+        "complete" => Some(CheckEnd::Present),
+        "failed" | "rejected" | "shutdown" | "orphaned" | "remove" => {
+            if err.contains("bind source path does not exist")
+                || err.contains("no such file or directory")
+            {
+                Some(CheckEnd::Missing)
+            } else {
+                Some(CheckEnd::Failed(format!("{state}: {err}")))
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Checks, before anything of `cluster` starts, that each host directory of
+/// `uses` exists on every ready node that may run a service mounting it: a
+/// one-shot global job per directory that mounts it read-only in the
+/// cluster's own image (pinned by `image`, its digest) and exits. A node
+/// where the mount fails is named, with what to do; the jobs are removed
+/// whatever happens.
+pub async fn check_host_paths(
+    docker: &Docker,
+    role: &SwarmRole,
+    cluster: &str,
+    image: &str,
+    uses: &[super::HostPathUse],
+    timeout: std::time::Duration,
+) -> Result<()> {
+    let nodes = nodes(docker, role).await?;
+    let mut jobs = Vec::new();
+    for (i, u) in uses.iter().enumerate() {
+        let wanted: Vec<&SwarmNode> = nodes
+            .iter()
+            .filter(|n| n.ready && u.constraints.iter().any(|c| node_matches(n, c)))
+            .collect();
+        if !wanted.is_empty() {
+            jobs.push((path_check_name(cluster, i), u, wanted));
+        }
+    }
+    // A check an interrupted `up` left behind goes first.
+    for (name, _, _) in &jobs {
+        remove_service(docker, name).await?;
+    }
+    let outcome = run_path_checks(docker, cluster, image, &jobs, timeout).await;
+    for (name, _, _) in &jobs {
+        if let Err(e) = remove_service(docker, name).await {
+            tracing::warn!("{e}");
+        }
+    }
+    outcome
+}
+
+type PathJob<'a> = (String, &'a super::HostPathUse, Vec<&'a SwarmNode>);
+
+async fn run_path_checks(
+    docker: &Docker,
+    cluster: &str,
+    image: &str,
+    jobs: &[PathJob<'_>],
+    timeout: std::time::Duration,
+) -> Result<()> {
+    let mut ids = Vec::new();
+    for (name, u, _) in jobs {
+        let value = serde_json::json!({
+            "Name": name,
+            "Labels": { labels::CHECK: cluster },
+            "TaskTemplate": {
+                "ContainerSpec": {
+                    "Image": image,
+                    "Command": ["true"],
+                    "Mounts": [{
+                        "Type": "bind", "Source": u.path,
+                        "Target": "/sparkbox-check", "ReadOnly": true,
+                    }],
+                },
+                "RestartPolicy": { "Condition": "none" },
+            },
+            "Mode": { "GlobalJob": {} },
+        });
+        let body: ServiceSpec = serde_json::from_value(value)
+            .map_err(|e| Error::Swarm(format!("the check of {} cannot be written: {e}", u.path)))?;
+        let id = docker
+            .create_service(body, None)
+            .await
+            .map_err(|e| swarm_error(&format!("start the check of {} on its nodes", u.path), e))?
+            .id
+            .unwrap_or_default();
+        ids.push(id);
+    }
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let mut missing: Vec<(String, Vec<String>)> = Vec::new();
+        let mut failed: Vec<String> = Vec::new();
+        let mut waiting: Vec<String> = Vec::new();
+        for ((_, u, wanted), id) in jobs.iter().zip(&ids) {
+            let tasks = docker
+                .list_tasks(Some(ListTasksOptions {
+                    filters: Some(HashMap::from([("service".to_string(), vec![id.clone()])])),
+                }))
+                .await
+                .map_err(|e| swarm_error(&format!("list the tasks checking {}", u.path), e))?;
+            let mut lacking = Vec::new();
+            for node in wanted {
+                let end = tasks
+                    .iter()
+                    .filter(|t| t.node_id.as_deref() == Some(node.id.as_str()))
+                    .max_by_key(|t| t.created_at.clone().unwrap_or_default())
+                    .and_then(check_end);
+                match end {
+                    Some(CheckEnd::Present) => {}
+                    Some(CheckEnd::Missing) => lacking.push(node.hostname.clone()),
+                    Some(CheckEnd::Failed(why)) => failed.push(format!(
+                        "the check of {} on node {} ended {why}",
+                        u.path, node.hostname
+                    )),
+                    None => waiting.push(format!("{} on {}", u.path, node.hostname)),
+                }
+            }
+            if !lacking.is_empty() {
+                missing.push((u.path.clone(), lacking));
+            }
+        }
+        if waiting.is_empty() || std::time::Instant::now() >= deadline {
+            if let Some((path, lacking)) = missing.first() {
+                return Err(missing_path_error(cluster, path, lacking));
+            }
+            if !failed.is_empty() {
+                return Err(Error::Swarm(format!(
+                    "the nodes could not check the directories of {cluster}: {} — see `docker node ps NODE` on the manager",
+                    failed.join("; ")
+                )));
+            }
+            if !waiting.is_empty() {
+                return Err(Error::Swarm(format!(
+                    "the check of the directories of {cluster} did not finish in {} s on every node (still waiting: {}) — a node may still be pulling the image; run `sparkbox up` again, or raise --timeout",
+                    timeout.as_secs(),
+                    waiting.join(", ")
+                )));
+            }
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
 }

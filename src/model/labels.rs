@@ -57,6 +57,10 @@ pub const RECORD: &str = "io.sparkbox.record";
 
 /// "swarm" on the objects of a cluster made of swarm services (absent: containers).
 pub const ENGINE: &str = "io.sparkbox.engine";
+/// On the one-shot job that checks a cluster's host directories on a
+/// swarm's nodes before the cluster starts: the cluster's name (not
+/// [`CLUSTER`], so nothing reads the job as part of the cluster).
+pub const CHECK: &str = "io.sparkbox.check";
 /// The value of [`ENGINE`] for a swarm cluster.
 pub const ENGINE_SWARM: &str = "swarm";
 /// The swarm node a service is placed on (its node ID), when sparkbox placed it.

@@ -35,13 +35,27 @@ pub async fn measure_all<E: Engine>(engine: &E, containers: &[String]) -> Vec<Me
             )),
             // A swarm service on another node: what it measured in itself
             // at its start, as its log (read through the manager) says.
-            Err(crate::error::Error::OtherNode { node, .. }) => {
-                match engine.logs_tail(name, 2000).await {
-                    Ok(log) => reported_versions(&log).unwrap_or_else(|| {
+            // A node that is cut off answers no log request, and the
+            // manager waits for it: the read has a bound.
+            // A task whose container the manager does not know yet is read
+            // the same way: its log holds every start's report.
+            Err(e @ (crate::error::Error::OtherNode { .. } | crate::error::Error::NotReady(_))) => {
+                let node = match e {
+                    crate::error::Error::OtherNode { node, .. } => node,
+                    _ => "no node known yet".to_string(),
+                };
+                match tokio::time::timeout(OTHER_NODE_LOG_PATIENCE, engine.logs_tail(name, 2000))
+                    .await
+                {
+                    Ok(Ok(log)) => reported_versions(&log).unwrap_or_else(|| {
                         Err(format!("it runs on node {node} and {NOT_REPORTED_YET}"))
                     }),
-                    Err(e) => Err(format!(
+                    Ok(Err(e)) => Err(format!(
                         "it runs on node {node}, and its log cannot be read: {e}"
+                    )),
+                    Err(_) => Err(format!(
+                        "it runs on node {node}, which did not send its log in {} s (is the node reachable? `docker node ls` on the manager)",
+                        OTHER_NODE_LOG_PATIENCE.as_secs()
                     )),
                 }
             }
@@ -54,6 +68,9 @@ pub async fn measure_all<E: Engine>(engine: &E, containers: &[String]) -> Vec<Me
     });
     join_all(futures).await
 }
+
+/// How long a swarm node may take to send a container's log through the manager.
+pub const OTHER_NODE_LOG_PATIENCE: std::time::Duration = std::time::Duration::from_secs(8);
 
 /// What a swarm service's unreadable versions say while its log has none.
 pub const NOT_REPORTED_YET: &str = "its log has no measured versions yet";

@@ -71,6 +71,55 @@ pub struct NodeReport {
     pub containers: Vec<String>,
 }
 
+/// A node of the swarm in `sparkbox nodes`: what it is and what of every
+/// sparkbox cluster runs on it.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeLine {
+    /// Its hostname.
+    pub node: String,
+    /// manager or worker.
+    pub role: String,
+    /// True when ready and active.
+    pub ready: bool,
+    /// Its state and availability in words.
+    pub state: String,
+    /// Its address in the swarm.
+    pub address: String,
+    /// Its `io.sparkbox.role` label (master, jupyter, worker), if any.
+    pub placement: Option<String>,
+    /// True for the manager sparkbox talks to.
+    pub this_engine: bool,
+    /// The sparkbox containers (services) placed on it, of every cluster.
+    pub containers: Vec<String>,
+}
+
+/// `sparkbox nodes`: the swarm's nodes and what of every sparkbox cluster
+/// runs on each.
+pub async fn swarm_nodes<E: Engine>(engine: &E) -> Result<Vec<NodeLine>> {
+    let nodes = engine.swarm_nodes().await?;
+    let observed = Observed {
+        containers: engine
+            .containers(&[(crate::model::labels::CLUSTER, "")])
+            .await?,
+        ..Default::default()
+    };
+    let reports = nodes_of(&nodes, &observed);
+    Ok(nodes
+        .iter()
+        .zip(reports)
+        .map(|(n, r)| NodeLine {
+            node: r.node,
+            role: r.role,
+            ready: r.ready,
+            state: r.state,
+            address: n.address.clone(),
+            placement: n.labels.get(crate::plan::place::ROLE_LABEL).cloned(),
+            this_engine: n.is_self,
+            containers: r.containers,
+        })
+        .collect())
+}
+
 /// The parity section of `status`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ParitySection {
@@ -164,6 +213,11 @@ pub async fn collect<E: Engine>(engine: &E, cluster: &str) -> Result<StatusRepor
     if observed.containers.iter().any(|c| c.node.is_some()) {
         let nodes = engine.swarm_nodes().await?;
         report.nodes = nodes_of(&nodes, &observed);
+        report.jupyters = urls::seats_on(
+            &observed,
+            urls::LOCAL_HOST,
+            &urls::other_node_addresses(&nodes),
+        );
     }
     Ok(report)
 }

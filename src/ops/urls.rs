@@ -163,14 +163,44 @@ pub struct Seat {
     pub state: String,
 }
 
+/// Each node's address by hostname, for the nodes other than the one
+/// sparkbox talks to (whose ports this machine reaches as today).
+pub fn other_node_addresses(
+    nodes: &[crate::engine::SwarmNode],
+) -> std::collections::HashMap<String, String> {
+    nodes
+        .iter()
+        .filter(|n| !n.is_self)
+        .map(|n| (n.hostname.clone(), n.address.clone()))
+        .collect()
+}
+
 /// The seats of a cluster's Jupyter containers, by student number; `host` is
 /// the address students reach this machine by.
 pub fn seats(observed: &Observed, host: &str) -> Vec<Seat> {
+    seats_on(observed, host, &std::collections::HashMap::new())
+}
+
+/// [`seats`] of a cluster on a swarm: a Jupyter server on another node is
+/// reached at that node's address (`node_addresses`: hostname → address of
+/// each node but the one `host` names).
+pub fn seats_on(
+    observed: &Observed,
+    host: &str,
+    node_addresses: &std::collections::HashMap<String, String>,
+) -> Vec<Seat> {
     observed
         .jupyters()
         .into_iter()
         .filter_map(|(student, c)| {
             let view = Labelled(&c.labels);
+            let host = c
+                .node
+                .as_ref()
+                .and_then(|n| node_addresses.get(n))
+                .filter(|a| !a.is_empty())
+                .map(String::as_str)
+                .unwrap_or(host);
             Some(Seat {
                 student,
                 container: c.name.clone(),

@@ -407,6 +407,17 @@ fn jupyters(c: &Common) -> Vec<ContainerSpec> {
             ] {
                 jupyter.labels.insert(key.into(), value);
             }
+            // On nodes labelled for them, each server is pinned to its node
+            // (its notebooks volume lives there).
+            if let Some(node) = c
+                .resolved
+                .placement
+                .as_ref()
+                .and_then(|p| p.jupyters.get(&slot.index))
+            {
+                jupyter.constraints = vec![format!("node.id=={node}")];
+                jupyter.labels.insert(labels::NODE.into(), node.clone());
+            }
             stamp_hash(&mut jupyter);
             jupyter
         })

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::try_join_all;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, HostPathUse};
 use crate::error::Result;
 use crate::image::{self, BuildSettings};
 use crate::model::labels;
@@ -72,6 +72,66 @@ async fn image_stamps<E: Engine>(
         stamps.insert(spec.image.clone(), labels_map);
     }
     Ok(stamps)
+}
+
+/// The host directories the plan's new containers mount, each with the
+/// constraints of every container that mounts it.
+pub fn host_path_uses(plan: &Plan) -> Vec<HostPathUse> {
+    let mut uses: Vec<HostPathUse> = Vec::new();
+    for step in &plan.steps {
+        let Action::CreateContainer(spec) = &step.action else {
+            continue;
+        };
+        for bind in &spec.binds {
+            let Some((source, _)) = bind.split_once(':') else {
+                continue;
+            };
+            if !source.starts_with('/') {
+                continue;
+            }
+            match uses.iter_mut().find(|u| u.path == source) {
+                Some(u) => u.constraints.push(spec.constraints.clone()),
+                None => uses.push(HostPathUse {
+                    path: source.to_string(),
+                    constraints: vec![spec.constraints.clone()],
+                }),
+            }
+        }
+    }
+    uses
+}
+
+/// On a swarm, before anything starts: the host directories the new
+/// services mount exist on every node that may run them.
+async fn check_host_paths<E: Engine>(
+    engine: &E,
+    plan: &Plan,
+    ctx: &Context<'_>,
+    stamps: &Stamps,
+    progress: &Progress,
+) -> Result<()> {
+    if !ctx.swarm {
+        return Ok(());
+    }
+    let uses = host_path_uses(plan);
+    let image = plan.steps.iter().find_map(|s| match &s.action {
+        Action::CreateContainer(spec) => stamps
+            .get(&spec.image)
+            .and_then(|st| st.get(labels::IMAGE_DIGEST))
+            .cloned(),
+        _ => None,
+    });
+    let Some(image) = image.filter(|_| !uses.is_empty()) else {
+        return Ok(());
+    };
+    let paths: Vec<&str> = uses.iter().map(|u| u.path.as_str()).collect();
+    progress.phase(&format!(
+        "checking {} on the swarm's nodes",
+        paths.join(", ")
+    ));
+    engine
+        .check_host_paths(ctx.cluster, &image, &uses, ctx.timeout)
+        .await
 }
 
 async fn run_step<E: Engine>(
@@ -154,6 +214,7 @@ pub async fn execute<E: Engine>(
     run_stage(engine, plan, Stage::Image, ctx, &Stamps::new(), progress).await?;
     let stamps = image_stamps(engine, plan, ctx, progress).await?;
     let stamps = &stamps;
+    check_host_paths(engine, plan, ctx, stamps, progress).await?;
     // A build has its own pace: the readiness deadline starts after it.
     let deadline = Instant::now() + ctx.timeout;
     for stage in [Stage::Infrastructure, Stage::Removal] {

@@ -17,7 +17,9 @@ use crate::model::spec::{ClusterSpec, Role};
 use crate::plan::observe::Observed;
 
 /// The node label that says what a node may run: `master` (the master, the
-/// Jupyter servers, history and Connect) or `worker`.
+/// Jupyter servers unless nodes are labelled `jupyter`, history and
+/// Connect), `jupyter` (the Jupyter servers, spread over those nodes: a
+/// classroom's drivers on several machines) or `worker`.
 pub const ROLE_LABEL: &str = "io.sparkbox.role";
 
 /// Where a swarm cluster's services go.
@@ -29,6 +31,10 @@ pub struct Placement {
     pub workers: BTreeMap<u32, String>,
     /// Each worker's node hostname, by worker number (for the plan's text).
     pub worker_hosts: BTreeMap<u32, String>,
+    /// Each Jupyter server's node ID, by student number (0: the one server
+    /// of a cluster without students), when nodes are labelled
+    /// `io.sparkbox.role=jupyter`; otherwise they go by [`Placement::services`].
+    pub jupyters: BTreeMap<u32, String>,
 }
 
 fn labelled<'n>(nodes: &'n [SwarmNode], role: &str) -> Vec<&'n SwarmNode> {
@@ -66,7 +72,16 @@ pub fn place(spec: &ClusterSpec, observed: &Observed, nodes: &[SwarmNode]) -> Re
                 names(&masters)
             )));
         }
-        vec![format!("node.labels.{ROLE_LABEL}==master")]
+        // sparkbox reads the master's state by exec through the manager it
+        // talks to, so the master runs there: that manager must be allowed.
+        let Some(here) = masters.iter().find(|n| n.is_self && n.ready) else {
+            return Err(Error::Swarm(format!(
+                "the master of {} must run on the manager sparkbox talks to (its state is read there), and that manager is not labelled {ROLE_LABEL}=master (the labelled nodes are {}) — label it: `docker node update --label-add {ROLE_LABEL}=master <manager>`, or point DOCKER_HOST at a labelled manager",
+                spec.name,
+                names(&masters)
+            )));
+        };
+        vec![format!("node.id=={}", here.id)]
     };
     // The workers: the nodes labelled for them, else every node.
     let worker_labelled = labelled(nodes, "worker");
@@ -146,11 +161,69 @@ pub fn place(spec: &ClusterSpec, observed: &Observed, nodes: &[SwarmNode]) -> Re
             (*n, host)
         })
         .collect();
+    let jupyters = place_jupyters(spec, observed, nodes)?;
     Ok(Placement {
         services,
         workers,
         worker_hosts,
+        jupyters,
     })
+}
+
+/// The Jupyter servers on the ready nodes labelled `jupyter`, the fewest
+/// on a node first; a server keeps its node while that node is ready (its
+/// notebooks volume is on that node).
+fn place_jupyters(
+    spec: &ClusterSpec,
+    observed: &Observed,
+    nodes: &[SwarmNode],
+) -> Result<BTreeMap<u32, String>> {
+    let labelled_nodes = labelled(nodes, "jupyter");
+    if labelled_nodes.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let mut allowed: Vec<&SwarmNode> = labelled_nodes.iter().copied().filter(|n| n.ready).collect();
+    if allowed.is_empty() {
+        return Err(Error::Swarm(format!(
+            "no node is allowed to run the Jupyter servers of {}: the nodes labelled {ROLE_LABEL}=jupyter are {} — bring one back, or label a ready node: `docker node update --label-add {ROLE_LABEL}=jupyter NODE`",
+            spec.name,
+            names(&labelled_nodes)
+        )));
+    }
+    allowed.sort_by(|a, b| (!a.is_self, &a.hostname).cmp(&(!b.is_self, &b.hostname)));
+    let indices: Vec<u32> = if spec.students == 0 {
+        vec![0]
+    } else {
+        (1..=spec.students).collect()
+    };
+    let mut count: BTreeMap<&str, u32> = allowed.iter().map(|n| (n.id.as_str(), 0)).collect();
+    let mut placed = BTreeMap::new();
+    for (index, c) in observed.jupyters() {
+        if !indices.contains(&index) {
+            continue;
+        }
+        if let Some(node) = Labelled(&c.labels).get(labels::NODE) {
+            if let Some(k) = count.get_mut(node) {
+                *k += 1;
+                placed.insert(index, node.to_string());
+            }
+        }
+    }
+    for index in indices {
+        if placed.contains_key(&index) {
+            continue;
+        }
+        // `allowed` is not empty: a node with the fewest, in its order.
+        let Some(node) = allowed
+            .iter()
+            .min_by_key(|n| count.get(n.id.as_str()).copied().unwrap_or(0))
+        else {
+            break;
+        };
+        *count.entry(node.id.as_str()).or_default() += 1;
+        placed.insert(index, node.id.clone());
+    }
+    Ok(placed)
 }
 
 #[cfg(test)]
@@ -241,18 +314,66 @@ mod tests {
     }
 
     #[test]
+    fn jupyter_servers_spread_over_the_nodes_labelled_for_them_and_keep_theirs() {
+        let nodes = [
+            node("m", true, true, Some("jupyter")),
+            node("a", true, false, Some("jupyter")),
+            node("b", true, false, None),
+        ];
+        let mut s = spec(1, 1);
+        s.students = 3;
+        let p = place(&s, &Observed::default(), &nodes).expect("fits");
+        assert_eq!(p.services, vec!["node.id==m".to_string()]);
+        let on = |i: u32| p.jupyters.get(&i).map(String::as_str);
+        assert_eq!((on(1), on(2), on(3)), (Some("m"), Some("a"), Some("m")));
+        // Student 1 already on a: it stays there.
+        let mut j = worker_on(1, "a");
+        j.labels.insert(labels::ROLE.into(), "jupyter".into());
+        let observed = Observed {
+            containers: vec![j],
+            ..Default::default()
+        };
+        let p = place(&s, &observed, &nodes).expect("fits");
+        assert_eq!(p.jupyters.get(&1).map(String::as_str), Some("a"));
+        // No label: the services' constraint places them.
+        let plain = [node("m", true, true, None), node("a", true, false, None)];
+        assert!(place(&s, &Observed::default(), &plain)
+            .expect("fits")
+            .jupyters
+            .is_empty());
+        // Labelled nodes all down: named.
+        let down = [
+            node("m", true, true, None),
+            node("a", false, false, Some("jupyter")),
+        ];
+        let e = place(&s, &Observed::default(), &down)
+            .expect_err("no Jupyter node")
+            .to_string();
+        assert!(e.contains("Jupyter servers") && e.contains("host-a"), "{e}");
+    }
+
+    #[test]
     fn labels_choose_the_nodes_and_a_label_that_places_nothing_is_named() {
         let nodes = [
-            node("m", true, true, Some("worker")),
-            node("a", true, false, Some("master")),
+            node("m", true, true, Some("master")),
+            node("a", true, false, Some("worker")),
             node("b", true, false, Some("worker")),
         ];
         let p = place(&spec(2, 1), &Observed::default(), &nodes).expect("fits");
-        assert_eq!(
-            p.services,
-            vec![format!("node.labels.{ROLE_LABEL}==master")]
+        assert_eq!(p.services, vec!["node.id==m".to_string()]);
+        assert!(p.workers.values().all(|n| n == "a" || n == "b"));
+        // A master label only on another node: the manager must be allowed.
+        let elsewhere = [
+            node("m", true, true, None),
+            node("a", true, false, Some("master")),
+        ];
+        let e = place(&spec(1, 1), &Observed::default(), &elsewhere)
+            .expect_err("the manager is not allowed")
+            .to_string();
+        assert!(
+            e.contains("must run on the manager") && e.contains("--label-add"),
+            "{e}"
         );
-        assert!(p.workers.values().all(|n| n == "m" || n == "b"));
         let nodes = [
             node("m", true, true, None),
             node("a", false, false, Some("master")),

@@ -130,6 +130,27 @@ pub async fn service_ready<E: Engine>(
     Ok(out.exit_code == 0)
 }
 
+/// True when a container's service answers ([`service_ready`]). A swarm
+/// service on another node cannot be exec'd through the manager; there the
+/// node's engine runs the same check as the service's healthcheck, and
+/// swarm holds the task in "starting" until it passes: a running task that
+/// is no longer starting is one that answered.
+async fn answers<E: Engine>(engine: &E, cluster: &str, name: &str, role: &str) -> bool {
+    match service_ready(engine, name, role, WAIT_SLICE_S).await {
+        Ok(ok) => ok,
+        Err(Error::OtherNode { .. }) => engine
+            .containers(&[(labels::CLUSTER, cluster)])
+            .await
+            .map(|cs| {
+                cs.iter().any(|c| {
+                    c.name == name && c.is_running() && c.health.as_deref() != Some("starting")
+                })
+            })
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
 /// The healthcheck's exit code for arguments it does not know.
 const USAGE_EXIT: i64 = 2;
 
@@ -194,11 +215,15 @@ pub async fn wait_master_listening<E: Engine>(
     let port = crate::model::spec::MASTER_PORT.to_string();
     loop {
         // One exec polls every 0.1 s inside the container for up to 2 s.
-        let out = engine
+        match engine
             .exec(master, &[PROBE, "wait-port", master, &port, WAIT_SLICE_S])
-            .await?;
-        if out.exit_code == 0 {
-            return Ok(());
+            .await
+        {
+            Ok(out) if out.exit_code == 0 => return Ok(()),
+            Ok(_) => {}
+            // A swarm task with no container yet (placed, pulling, starting).
+            Err(Error::NotReady(_)) => tokio::time::sleep(Duration::from_millis(500)).await,
+            Err(e) => return Err(e),
         }
         check_alive(engine, cluster, &expected).await?;
         if Instant::now() >= deadline {
@@ -281,9 +306,7 @@ pub async fn wait_ready<E: Engine>(
                     .iter()
                     .zip(&answered)
                     .map(|(&(name, role), ok)| async move {
-                        *ok || service_ready(engine, name, role, WAIT_SLICE_S)
-                            .await
-                            .unwrap_or(false)
+                        *ok || answers(engine, cluster, name, role).await
                     })
             )
         );

@@ -123,7 +123,7 @@ impl LabEngine {
             "ip-masq": false,
             "log-driver": "json-file",
         });
-        lab.launch(&config, None)?;
+        lab.launch(&config, None, None)?;
         Ok(lab)
     }
 
@@ -139,6 +139,7 @@ impl LabEngine {
         netns: &str,
         config: &serde_json::Value,
         hostname: Option<&str>,
+        hide: Option<&Path>,
     ) -> Result<LabEngine, String> {
         let mut lab = LabEngine {
             test: name.to_string(),
@@ -154,13 +155,21 @@ impl LabEngine {
         if hostname.is_some() && !on_path("unshare") {
             return Err("unshare is not on PATH".into());
         }
-        lab.launch(config, hostname)?;
+        lab.launch(config, hostname, hide)?;
         Ok(lab)
     }
 
     /// Writes its config and starts dockerd in its namespace, waiting until
     /// it answers on its socket.
-    fn launch(&mut self, config: &serde_json::Value, hostname: Option<&str>) -> Result<(), String> {
+    /// With `hide`, the engine runs in a mount namespace of its own where an
+    /// empty tmpfs covers that directory: what is under it on this machine
+    /// does not exist for that engine (a node without a path the others have).
+    fn launch(
+        &mut self,
+        config: &serde_json::Value,
+        hostname: Option<&str>,
+        hide: Option<&Path>,
+    ) -> Result<(), String> {
         let lab = self;
         std::fs::create_dir_all(lab.dir.join("root"))
             .and_then(|_| std::fs::create_dir_all(lab.dir.join("exec")))
@@ -193,11 +202,22 @@ impl LabEngine {
         command
             .arg(format!("--net=/run/netns/{}", lab.netns))
             .arg("--");
-        match hostname {
-            None => {
+        match (hostname, hide) {
+            (Some(hostname), Some(hide)) => {
+                command
+                    .args(["unshare", "--uts", "--mount", "--", "sh", "-c"])
+                    .arg(r#"hostname "$0" && mount -t tmpfs -o size=1m sbx-hide "$1" && shift && exec "$@""#)
+                    .arg(hostname)
+                    .arg(hide)
+                    .args(&dockerd);
+            }
+            (None, Some(_)) => {
+                return Err("a lab engine hides a path only with a host name of its own".into())
+            }
+            (None, None) => {
                 command.args(&dockerd);
             }
-            Some(hostname) => {
+            (Some(hostname), None) => {
                 // The host name and dockerd's arguments go as arguments,
                 // never into the script's text.
                 command

@@ -122,6 +122,17 @@ fn root_prefixes() -> Vec<(u32, u32)> {
 impl SwarmLab {
     /// Starts `nodes` lab engines in one swarm (node 0 manager, others workers), all Ready, or says why not.
     pub fn start(test: &str, nodes: usize) -> Result<SwarmLab, String> {
+        SwarmLab::start_hiding(test, nodes, None)
+    }
+
+    /// As [`SwarmLab::start`], with `hide` = (node, directory): on that node
+    /// the directory is an empty tmpfs, so nothing this machine has under it
+    /// exists there.
+    pub fn start_hiding(
+        test: &str,
+        nodes: usize,
+        hide: Option<(usize, PathBuf)>,
+    ) -> Result<SwarmLab, String> {
         if !(1..=100).contains(&nodes) {
             return Err(format!("a swarm lab has 1 to 100 nodes, not {nodes}"));
         }
@@ -246,15 +257,25 @@ impl SwarmLab {
                 .map(|(i, (netns, address, hostname, config))| {
                     let dir = lab.dir.join(format!("n{i}"));
                     let test = lab.test.clone();
+                    let hide = hide
+                        .as_ref()
+                        .filter(|(node, _)| *node == i)
+                        .map(|(_, dir)| dir.clone());
                     scope.spawn(move || {
-                        LabEngine::start_in(&test, dir, &netns, &config, Some(&hostname)).map(
-                            |engine| Node {
-                                engine,
-                                hostname,
-                                address,
-                                node_id: String::new(),
-                            },
+                        LabEngine::start_in(
+                            &test,
+                            dir,
+                            &netns,
+                            &config,
+                            Some(&hostname),
+                            hide.as_deref(),
                         )
+                        .map(|engine| Node {
+                            engine,
+                            hostname,
+                            address,
+                            node_id: String::new(),
+                        })
                     })
                 })
                 .collect();
@@ -620,7 +641,16 @@ pub fn save_image(image: &str, file: &Path) -> Result<(), String> {
 
 /// A swarm lab for `test`, or None with `SKIPPED test: why` printed; under CI=true a panic instead.
 pub fn swarm_lab(test: &str, nodes: usize) -> Option<SwarmLab> {
-    match SwarmLab::start(test, nodes) {
+    swarm_lab_hiding(test, nodes, None)
+}
+
+/// [`swarm_lab`] with a directory hidden on one node ([`SwarmLab::start_hiding`]).
+pub fn swarm_lab_hiding(
+    test: &str,
+    nodes: usize,
+    hide: Option<(usize, PathBuf)>,
+) -> Option<SwarmLab> {
+    match SwarmLab::start_hiding(test, nodes, hide) {
         Ok(lab) => Some(lab),
         Err(why) => {
             if std::env::var("CI").as_deref() == Ok("true") {

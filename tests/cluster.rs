@@ -10,8 +10,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{
-    block_on, cluster_name, container_ids, docker, ensure_default_image, exec_as, http_get, run,
-    sparkbox, ClusterGuard,
+    block_on, cluster_name, container_ids, docker, ensure_default_image, exec_as, execute_notebook,
+    http_get, run, sparkbox, ClusterGuard,
 };
 use sparkbox::engine::Engine;
 use sparkbox::model::labels;
@@ -170,6 +170,202 @@ fn check_two_notebooks_at_once(name: &str, master: &str, jupyter: &str) {
     }
 }
 
+/// The body of an HTTP reply as JSON (Null when it is not JSON).
+fn body_json(reply: &str) -> serde_json::Value {
+    let body = reply.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    serde_json::from_str(body).unwrap_or(serde_json::Value::Null)
+}
+
+/// Cores the master has granted to application `app`, and whether it is listed.
+fn app_cores(master: &str, app: &str) -> Option<i64> {
+    let (_, out, _) = exec_as(master, "spark", &["/opt/sparkbox/bin/probe", "master"]);
+    let state: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_default();
+    state["activeapps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["id"] == app)
+        .map(|a| a["cores"].as_i64().unwrap_or(-1))
+}
+
+/// What a user of the notebook page meets: the getting-started notebook and
+/// `data` in the file browser, a kernel named after the cluster, no news
+/// prompt; a new notebook gets the kernel started ahead
+/// (hidden from the kernel list, moved to the notebook's folder) whose driver
+/// was started without the launcher and maps the image's class archive, as
+/// its executors do; once idle it holds no cores at the master.
+fn check_notebook_experience(
+    name: &str,
+    master: &str,
+    jupyter: &str,
+    port: u16,
+    token: &str,
+    data: &Path,
+) {
+    // The file browser: the notebook from the image and `data` -> /data.
+    let (code, out, err) = exec_as(
+        jupyter,
+        "spark",
+        &[
+            "sh",
+            "-c",
+            "cd /home/spark/notebooks && ls && readlink data",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("getting-started.ipynb"), "{out}");
+    assert!(out.lines().any(|l| l == "/data"), "{out}");
+    let kernelspecs = body_json(&http_get(port, "/api/kernelspecs", Some(token)));
+    assert_eq!(
+        kernelspecs["kernelspecs"]["python3"]["spec"]["display_name"],
+        format!("Spark on {name} (Python 3)"),
+        "{kernelspecs}"
+    );
+    let notification = body_json(&http_get(
+        port,
+        "/lab/api/settings/@jupyterlab/apputils-extension:notification",
+        Some(token),
+    ));
+    // overrides.json becomes the settings' defaults: the page does not ask
+    // whether to fetch news (JupyterLab's own default is to ask, "none").
+    let props = &notification["schema"]["properties"];
+    assert_eq!(props["fetchNews"]["default"], "false", "{notification}");
+
+    // The getting-started notebook runs top to bottom on this cluster.
+    let executed = execute_notebook(jupyter, "/home/spark/notebooks/getting-started.ipynb");
+    let results: Vec<String> = executed["cells"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c["outputs"].as_array().cloned().unwrap_or_default())
+        .filter_map(|o| match &o["data"]["text/plain"] {
+            // nbformat keeps multi-line text as a list of lines.
+            serde_json::Value::String(t) => Some(t.clone()),
+            serde_json::Value::Array(lines) => {
+                Some(lines.iter().filter_map(|l| l.as_str()).collect())
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(results.iter().any(|r| r == "499999500000"), "{results:?}");
+    assert!(results.iter().any(|r| r == "328350"), "{results:?}");
+    assert!(
+        data.join("getting-started").is_dir(),
+        "nothing written to /data"
+    );
+
+    // The spare kernel's driver is registered (and holds no cores) before
+    // anyone opens a notebook.
+    let started = std::time::Instant::now();
+    let spare = loop {
+        let (_, out, _) = exec_as(master, "spark", &["/opt/sparkbox/bin/probe", "master"]);
+        let state: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_default();
+        let spare = state["activeapps"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| {
+                a["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with(&format!("{name}: kernel ")))
+            })
+            .cloned();
+        if let Some(spare) = spare {
+            break spare;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no spare kernel's driver at the master: {state}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(spare["cores"], 0, "the spare holds cores: {spare}");
+
+    // A notebook in a folder, opened as JupyterLab opens one.
+    let (code, _, err) = exec_as(
+        jupyter,
+        "spark",
+        &["mkdir", "-p", "/home/spark/notebooks/course"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = exec_as(
+        jupyter,
+        "spark",
+        &["python", "-c", KERNEL_CLIENT, "open", "course/first.ipynb"],
+    );
+    assert_eq!(code, 0, "opening a notebook failed:\n{out}\n{err}");
+    let opened: serde_json::Value =
+        serde_json::from_str(out.lines().last().unwrap_or("")).expect("kernel client JSON");
+    assert_eq!(opened["answer"], "499999500000", "{opened}");
+    let facts = &opened["facts"];
+    assert_eq!(
+        facts["app_id"], spare["id"],
+        "not the spare's driver: {opened}"
+    );
+    assert_eq!(facts["cwd"], "/home/spark/notebooks/course", "{opened}");
+    assert_eq!(
+        facts["session_name"], "/home/spark/notebooks/course/first.ipynb",
+        "{opened}"
+    );
+    assert_eq!(facts["dynamic_allocation"], "true", "{opened}");
+    assert_eq!(facts["driver_maps_archive"], true, "{opened}");
+    let kernel = opened["kernel_id"].as_str().unwrap_or_default();
+    assert!(
+        !opened["listed_before"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|k| k == kernel),
+        "the spare was listed before it was handed out: {opened}"
+    );
+    assert_eq!(
+        opened["listed_after"],
+        serde_json::json!([kernel]),
+        "only the notebook's kernel is listed (the next spare is hidden): {opened}"
+    );
+    // Its executor (on a worker, still alive: idle for less than 30 s) maps
+    // the same archive.
+    let workers: Vec<String> = (1..=2).map(|n| format!("{name}-worker-{n}")).collect();
+    let mapped = workers.iter().any(|w| {
+        // As the executor's user: reading another uid's maps takes
+        // CAP_SYS_PTRACE, which containers do not have.
+        let (code, _, _) = exec_as(
+            w,
+            "spark",
+            &[
+                "sh",
+                "-c",
+                "for m in /proc/[0-9]*/maps; do grep -q /opt/sparkbox/driver.jsa $m 2>/dev/null && exit 0; done; exit 1",
+            ],
+        );
+        code == 0
+    });
+    assert!(mapped, "no executor maps /opt/sparkbox/driver.jsa");
+    // Idle, the notebook gives its executor back: no cores held (30 s
+    // idle, 60 s for an executor that holds shuffle files).
+    let app = facts["app_id"].as_str().unwrap_or_default();
+    let started = std::time::Instant::now();
+    while app_cores(master, app) != Some(0) {
+        assert!(
+            started.elapsed() < Duration::from_secs(150),
+            "the idle notebook still holds {:?} cores",
+            app_cores(master, app)
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let session = opened["session_id"].as_str().unwrap_or_default();
+    let (code, _, err) = exec_as(
+        jupyter,
+        "spark",
+        &["python", "-c", KERNEL_CLIENT, "close", session],
+    );
+    assert_eq!(code, 0, "{err}");
+}
+
+/// Jupyter's REST API and a kernel's websocket, driven from inside the
+/// Jupyter container as JupyterLab drives them.
+const KERNEL_CLIENT: &str = include_str!("common/kernel.py");
+
 /// Files Spark writes to the data directory (executors on the workers, the
 /// driver in Jupyter) belong to the directory's owner on the host.
 fn check_data_ownership(jupyter: &str, data: &Path) {
@@ -290,6 +486,7 @@ fn cluster_lifecycle() {
     // the host user's; two notebooks share the cluster by default.
     check_data_ownership(&jupyter, &data);
     check_two_notebooks_at_once(&name, &master, &jupyter);
+    check_notebook_experience(&name, &master, &jupyter, port, &token, &data);
 
     // `exec`, `shell` and `submit` on the running cluster (2 workers).
     check_exec(&name);

@@ -12,8 +12,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    cluster_name, connect_python, container_ids, docker, ensure_default_image, exec_as, http_get,
-    run, sparkbox,
+    cluster_name, connect_python, container_ids, docker, ensure_default_image, exec_as,
+    execute_notebook, http_get, run, sparkbox,
 };
 
 /// Copies compose-examples/NAME/sparkbox.toml into a fresh directory, so its
@@ -92,23 +92,7 @@ spark.stop()
 /// Executes a notebook headless in the cluster's Jupyter container and
 /// returns what its cells printed.
 fn run_notebook(cluster: &str, path: &str) -> String {
-    let (code, out, err) = exec_as(
-        &format!("{cluster}-jupyter"),
-        "spark",
-        &[
-            "jupyter",
-            "nbconvert",
-            "--to",
-            "notebook",
-            "--execute",
-            "--stdout",
-            "--ExecutePreprocessor.timeout=300",
-            path,
-        ],
-    );
-    assert_eq!(code, 0, "{path} failed:\n{err}");
-    let executed: serde_json::Value =
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{path} output ({e}): {out}"));
+    let executed = execute_notebook(&format!("{cluster}-jupyter"), path);
     let mut text = String::new();
     for cell in executed["cells"].as_array().into_iter().flatten() {
         // stdout only: Spark's progress bars go to stderr.

@@ -70,8 +70,10 @@ pub const REPORTED_VERSIONS_PREFIX: &str = "sparkbox-versions: ";
 pub const IMAGE_ONLY_ENV: &[&str] = &[
     "SPARKBOX_DAEMON_OPTS",
     "SPARKBOX_DRIVER_HOST",
+    "SPARKBOX_EAGER_SPARK",
     "SPARKBOX_EXTRA_PACKAGES",
     "SPARKBOX_PRIVILEGES_DROPPED",
+    "SPARKBOX_SPARE_KERNELS",
     "SPARKBOX_WORKER_DIR",
 ];
 
@@ -124,7 +126,8 @@ mod tests {
     fn the_image_reads_exactly_the_variables_of_the_table() {
         let mut read = BTreeSet::new();
         for f in crate::model::recipe::IMAGE_FILES {
-            if f.path.starts_with("bin/") || f.path == "Dockerfile" {
+            if f.path.starts_with("bin/") || f.path.starts_with("python/") || f.path == "Dockerfile"
+            {
                 read.extend(names_in(&image_file(f.path)));
             }
         }

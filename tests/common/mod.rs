@@ -140,6 +140,27 @@ pub fn exec_as(container: &str, user: &str, command: &[&str]) -> (i64, String, S
     })
 }
 
+/// Executes the notebook at `path` in Jupyter container `jupyter`, headless
+/// (`jupyter nbconvert --execute`), and returns the executed notebook.
+pub fn execute_notebook(jupyter: &str, path: &str) -> serde_json::Value {
+    let (code, out, err) = exec_as(
+        jupyter,
+        "spark",
+        &[
+            "jupyter",
+            "nbconvert",
+            "--to",
+            "notebook",
+            "--execute",
+            "--stdout",
+            "--ExecutePreprocessor.timeout=300",
+            path,
+        ],
+    );
+    assert_eq!(code, 0, "{path} failed:\n{err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{path} output ({e}): {out}"))
+}
+
 /// Container name → ID for a cluster.
 pub fn container_ids(cluster: &str) -> std::collections::BTreeMap<String, String> {
     block_on(async {

@@ -1,13 +1,34 @@
 # sparkbox: every Python kernel in the Jupyter container starts with `spark`
 # (a SparkSession) and `sc` (its SparkContext) connected to the cluster.
-# Nothing is started until first use, so kernels start as fast as without
-# Spark; on first use both names are replaced by the real objects.
+#
+# The driver starts in the background as the kernel starts (the Jupyter
+# server also keeps one kernel started ahead, see sbx_kernels), so the first
+# cell that uses `spark` finds it ready or nearly so; the kernel answers at
+# once meanwhile. The driver JVM starts without spark-submit's launcher JVM
+# and with the image's class data sharing archive, which its executors use
+# too (sbx_driver). Notebook
+# drivers use dynamic allocation: an idle notebook holds no executors, and
+# so no cores. Settings in spark-defaults.conf (sparkbox.toml's [apps] conf)
+# win over these defaults. SPARKBOX_EAGER_SPARK=0 starts the driver only
+# when `spark` or `sc` is first used.
 # The master, driver host and ports come from spark-defaults.conf, which the
 # container's entrypoint writes from the cluster's settings.
 
 
 def _sparkbox_setup():
     import os
+    import sys
+    import threading
+
+    # Executors only while a notebook has tasks; an executor that holds
+    # shuffle files is let go after a minute idle.
+    notebook_defaults = {
+        "spark.dynamicAllocation.enabled": "true",
+        "spark.dynamicAllocation.shuffleTracking.enabled": "true",
+        "spark.dynamicAllocation.shuffleTracking.timeout": "60s",
+        "spark.dynamicAllocation.minExecutors": "0",
+        "spark.dynamicAllocation.executorIdleTimeout": "30s",
+    }
 
     def app_name():
         cluster = os.environ.get("SPARKBOX_CLUSTER", "sparkbox")
@@ -17,10 +38,65 @@ def _sparkbox_setup():
             return "%s: %s" % (cluster, os.path.basename(notebook))
         return "%s: kernel %d" % (cluster, os.getpid())
 
-    def session():
+    def create():
         from pyspark.sql import SparkSession
 
-        real = SparkSession.builder.appName(app_name()).getOrCreate()
+        try:
+            sys.path.insert(0, "/opt/sparkbox/python")
+            import sbx_driver
+
+            sbx_driver.start_gateway()
+            defaults = sbx_driver.spark_defaults() or {}
+            extra = sbx_driver.executor_defaults()
+        except Exception:  # noqa: BLE001 - the usual launcher remains
+            defaults, extra = {}, {}
+        builder = SparkSession.builder.appName(app_name())
+        for key, value in list(notebook_defaults.items()) + list(extra.items()):
+            if key not in defaults:
+                builder = builder.config(key, value)
+        return builder.getOrCreate()
+
+    state = {}
+    starter = None
+    if os.environ.get("SPARKBOX_MASTER_URL") and os.environ.get("SPARKBOX_EAGER_SPARK", "1") != "0":
+
+        def run():
+            try:
+                state["session"] = create()
+            except BaseException as e:  # noqa: BLE001 - raised again on first use
+                state["error"] = e
+
+        starter = threading.Thread(target=run, name="sparkbox-driver-start", daemon=True)
+        starter.start()
+
+    def session():
+        real = None
+        if starter is not None:
+            starter.join()
+            real = state.get("session")
+            if real is not None and real.sparkContext._jsc is None:
+                real = None  # stopped meanwhile
+        if real is None:
+            # Not started in the background, or that start failed: start
+            # here, so the error (if any) is the real one, in the cell.
+            real = create()
+        else:
+            # pyspark sets its Ctrl-C handler (cancel the running jobs) only
+            # in the main thread; the background start could not.
+            import signal
+
+            context = real.sparkContext
+
+            def cancel(signum, frame):
+                try:
+                    context.cancelAllJobs()
+                finally:
+                    raise KeyboardInterrupt()
+
+            try:
+                signal.signal(signal.SIGINT, cancel)
+            except ValueError:
+                pass  # not the main thread
         try:
             namespace = get_ipython().user_ns  # noqa: F821 - IPython's builtin
             if isinstance(namespace.get("spark"), _Lazy):

@@ -127,6 +127,17 @@ mkdir -p /opt/sparkbox/bin
 cp -R "$CTX/bin/." /opt/sparkbox/bin/
 rm -rf /opt/sparkbox/bin/__pycache__
 chmod 0755 /opt/sparkbox/bin/*
+# JupyterLab: no news or update checks from the page (it would reach the
+# internet), the getting-started notebook the entrypoint gives a new
+# notebooks volume.
+# The server's settings (a file of its own: the .d folder beside it is read
+# only for which extensions are on): the kernel manager that keeps a kernel
+# started ahead (python/sbx_kernels.py).
+mkdir -p "$VENV/share/jupyter/lab/settings" "$VENV/etc/jupyter" /opt/sparkbox/notebooks
+cp "$CTX/jupyter/overrides.json" "$VENV/share/jupyter/lab/settings/overrides.json"
+cp "$CTX/jupyter/jupyter_server_config.json" "$VENV/etc/jupyter/jupyter_server_config.json"
+cp "$CTX/jupyter/getting-started.ipynb" /opt/sparkbox/notebooks/
+chmod -R a+rX /opt/sparkbox/notebooks "$VENV/share/jupyter/lab/settings" "$VENV/etc/jupyter"
 mkdir -p /home/spark/.ipython/profile_default/startup
 ln -sf /opt/sparkbox/bin/kernel-startup.py /home/spark/.ipython/profile_default/startup/00-sparkbox.py
 chown -R spark:spark /home/spark/.ipython
@@ -145,6 +156,26 @@ env -i "$@" HOME=/root SPARK_PRINT_LAUNCH_COMMAND=1 \
   > /opt/sparkbox/daemon-java-cmd
 test -s /opt/sparkbox/daemon-java-cmd
 chmod 0644 /opt/sparkbox/daemon-java-cmd
+
+# ---- the notebook driver: launch line and class data sharing archive -------
+# sbx_driver starts a notebook's driver JVM without spark-submit's launcher
+# JVM, from the line the launcher makes (driver-launch.json), and maps the
+# classes a first session and query load from driver.jsa instead of reading
+# them from the jars: measured in bench/first-answer.
+mkdir -p /opt/sparkbox/python
+cp "$CTX/python/"*.py /opt/sparkbox/python/
+chmod 0644 /opt/sparkbox/python/*.py
+site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+echo /opt/sparkbox/python > "$site/sparkbox.pth"
+mkdir -p /tmp/sparkbox-dump
+(
+    cd /tmp/sparkbox-dump
+    env -i "$@" HOME=/tmp/sparkbox-dump python -m sbx_driver --write-launch /opt/sparkbox/driver-launch.json
+    env -i "$@" HOME=/tmp/sparkbox-dump python -m sbx_driver --dump /opt/sparkbox/driver.jsa \
+        > /tmp/sparkbox-dump/log 2>&1 || { tail -40 /tmp/sparkbox-dump/log; exit 1; }
+)
+chmod 0644 /opt/sparkbox/driver-launch.json /opt/sparkbox/driver.jsa
+ls -l /opt/sparkbox/driver.jsa
 
 # ---- cleanup: the context (CA, recipe), caches, build-time settings --------
 rm -f /etc/dpkg/dpkg.cfg.d/02-sparkbox-build-unsafe-io

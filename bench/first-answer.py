@@ -52,13 +52,18 @@ def memory_bytes():
     return 0
 
 
-def master_cores(app_prefix):
-    """Cores the master has granted to applications named app_prefix*."""
+def active_apps():
+    """The master's running applications (its /json/ page)."""
     url = os.environ.get("SPARKBOX_MASTER_URL", "spark://master:7077")
     host = url[len("spark://"):].split(",")[0].rsplit(":", 1)[0]
     port = os.environ.get("SPARKBOX_MASTER_UI_PORT", "8080")
     d = json.load(OPENER.open("http://%s:%s/json/" % (host, port), timeout=10))
-    return sum(a.get("cores", 0) for a in d.get("activeapps", []) if a.get("name", "").startswith(app_prefix))
+    return d.get("activeapps", [])
+
+
+def master_cores(app_prefix):
+    """Cores the master has granted to applications named app_prefix*."""
+    return sum(a.get("cores", 0) for a in active_apps() if a.get("name", "").startswith(app_prefix))
 
 
 def wait_for_spare(timeout=120):
@@ -71,11 +76,7 @@ def wait_for_spare(timeout=120):
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
         try:
-            url = os.environ.get("SPARKBOX_MASTER_URL", "spark://master:7077")
-            host = url[len("spark://"):].split(",")[0].rsplit(":", 1)[0]
-            port = os.environ.get("SPARKBOX_MASTER_UI_PORT", "8080")
-            d = json.load(OPENER.open("http://%s:%s/json/" % (host, port), timeout=10))
-            if any(a.get("name", "").startswith(prefix) for a in d.get("activeapps", [])):
+            if any(a.get("name", "").startswith(prefix) for a in active_apps()):
                 return time.monotonic() - t0
         except OSError:
             pass

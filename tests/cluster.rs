@@ -114,12 +114,8 @@ fn check_two_notebooks_at_once(name: &str, master: &str, jupyter: &str) {
     let started = std::time::Instant::now();
     let mut both = None;
     while both.is_none() && started.elapsed() < Duration::from_secs(150) {
-        let (_, out, _) = exec_as(master, "spark", &["/opt/sparkbox/bin/probe", "master"]);
-        let state: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_default();
-        let granted: Vec<String> = state["activeapps"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let granted: Vec<String> = active_apps(master)
+            .iter()
             .filter(|a| a["cores"].as_i64().unwrap_or(0) >= 1 && a["state"] == "RUNNING")
             .map(|a| a["name"].as_str().unwrap_or_default().to_string())
             .collect();
@@ -176,14 +172,17 @@ fn body_json(reply: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or(serde_json::Value::Null)
 }
 
-/// Cores the master has granted to application `app`, and whether it is listed.
-fn app_cores(master: &str, app: &str) -> Option<i64> {
+/// The master's running applications, as its probe reports them.
+fn active_apps(master: &str) -> Vec<serde_json::Value> {
     let (_, out, _) = exec_as(master, "spark", &["/opt/sparkbox/bin/probe", "master"]);
     let state: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_default();
-    state["activeapps"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    state["activeapps"].as_array().cloned().unwrap_or_default()
+}
+
+/// Cores the master has granted to application `app`, if it is listed.
+fn app_cores(master: &str, app: &str) -> Option<i64> {
+    active_apps(master)
+        .iter()
         .find(|a| a["id"] == app)
         .map(|a| a["cores"].as_i64().unwrap_or(-1))
 }
@@ -258,24 +257,18 @@ fn check_notebook_experience(
     // anyone opens a notebook.
     let started = std::time::Instant::now();
     let spare = loop {
-        let (_, out, _) = exec_as(master, "spark", &["/opt/sparkbox/bin/probe", "master"]);
-        let state: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_default();
-        let spare = state["activeapps"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|a| {
-                a["name"]
-                    .as_str()
-                    .is_some_and(|n| n.starts_with(&format!("{name}: kernel ")))
-            })
-            .cloned();
+        let apps = active_apps(master);
+        let spare = apps.iter().find(|a| {
+            a["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with(&format!("{name}: kernel ")))
+        });
         if let Some(spare) = spare {
-            break spare;
+            break spare.clone();
         }
         assert!(
             started.elapsed() < Duration::from_secs(120),
-            "no spare kernel's driver at the master: {state}"
+            "no spare kernel's driver at the master: {apps:?}"
         );
         std::thread::sleep(Duration::from_millis(500));
     };

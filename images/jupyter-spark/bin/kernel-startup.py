@@ -17,7 +17,6 @@
 
 def _sparkbox_setup():
     import os
-    import sys
     import threading
 
     # Executors only while a notebook has tasks; an executor that holds
@@ -42,8 +41,7 @@ def _sparkbox_setup():
         from pyspark.sql import SparkSession
 
         try:
-            sys.path.insert(0, "/opt/sparkbox/python")
-            import sbx_driver
+            import sbx_driver  # /opt/sparkbox/python, on the path by sparkbox.pth
 
             sbx_driver.start_gateway()
             defaults = sbx_driver.spark_defaults() or {}
@@ -56,12 +54,59 @@ def _sparkbox_setup():
                 builder = builder.config(key, value)
         return builder.getOrCreate()
 
+    def wait_for_master(url, patience=180.0):
+        """Until the master accepts connections (at most `patience` s).
+        The Jupyter server starts together with the master, and so does the
+        kernel it keeps ready: a driver that finds no master tries again
+        only 20 s later (three times, then it stops for good)."""
+        import socket
+        import time
+
+        addresses = []
+        for part in url[len("spark://"):].split(",") if url.startswith("spark://") else []:
+            host, _, port = part.strip().rpartition(":")
+            if host and port.isdigit():
+                addresses.append((host.strip("[]"), int(port)))
+        deadline = time.monotonic() + patience
+        while addresses and time.monotonic() < deadline:
+            for address in addresses:
+                try:
+                    socket.create_connection(address, timeout=1).close()
+                    return
+                except OSError:
+                    pass
+            time.sleep(0.25)
+
+    def settle(patience=10.0):
+        """Until IPython has taken this file's folder off sys.path again.
+        It puts the folder first while it runs the file and removes it
+        after; an import in another thread meanwhile walks sys.path as it
+        shifts and may skip an entry (seen: "No module named 'pyspark'")."""
+        import sys
+        import time
+
+        try:
+            here = os.path.dirname(os.path.realpath(__file__))
+        except NameError:
+            here = "/opt/sparkbox/bin"
+        deadline = time.monotonic() + patience
+        while here in sys.path and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    def stopped(real):
+        try:
+            return real.sparkContext._jsc is None or real.sparkContext._jsc.sc().isStopped()
+        except Exception:  # noqa: BLE001 - the driver JVM is gone
+            return True
+
     state = {}
     starter = None
     if os.environ.get("SPARKBOX_MASTER_URL") and os.environ.get("SPARKBOX_EAGER_SPARK", "1") != "0":
 
         def run():
             try:
+                settle()
+                wait_for_master(os.environ["SPARKBOX_MASTER_URL"])
                 state["session"] = create()
             except BaseException as e:  # noqa: BLE001 - raised again on first use
                 state["error"] = e
@@ -74,8 +119,15 @@ def _sparkbox_setup():
         if starter is not None:
             starter.join()
             real = state.get("session")
-            if real is not None and real.sparkContext._jsc is None:
-                real = None  # stopped meanwhile
+            if real is not None and stopped(real):
+                # Stopped meanwhile (by the user, or by the driver itself
+                # when it lost the master): pyspark forgets it, and a new
+                # one starts below.
+                try:
+                    real.stop()
+                except Exception:  # noqa: BLE001 - the JVM may be gone too
+                    pass
+                real = None
         if real is None:
             # Not started in the background, or that start failed: start
             # here, so the error (if any) is the real one, in the cell.

@@ -325,6 +325,12 @@ async fn status_of_every_state() {
     assert_eq!(degraded.state, "degraded");
     assert_eq!((degraded.workers.alive, degraded.workers.wanted), (1, 2));
     assert!(degraded.parity.ok, "the running containers still agree");
+    let exited = degraded
+        .containers
+        .iter()
+        .find(|c| c.name == names.worker(1))
+        .expect("the exited worker is listed");
+    assert_eq!(exited.versions, "not measured", "{exited:?}");
 
     // Everything stopped.
     for name in lab.engine.container_names() {
@@ -333,6 +339,15 @@ async fn status_of_every_state() {
     let stopped = lab.status().await;
     assert_eq!(stopped.state, "stopped");
     assert_eq!(stopped.workers.alive, 0);
+    // Nothing runs, so nothing was measured: not called different.
+    assert!(
+        stopped
+            .containers
+            .iter()
+            .all(|c| c.versions == "not measured" && !c.versions_ok),
+        "{:?}",
+        stopped.containers
+    );
 
     // Running again, but one container runs another py4j than the image.
     lab.up(&lab.args(None)).await.expect("up restarts them");
@@ -350,6 +365,13 @@ async fn status_of_every_state() {
         .map(|c| c.name.as_str())
         .collect();
     assert_eq!(bad, vec![names.worker(2).as_str()]);
+    let verdicts: Vec<(&str, &str)> = mismatch
+        .containers
+        .iter()
+        .map(|c| (c.name.as_str(), c.versions.as_str()))
+        .filter(|(_, v)| *v != "ok")
+        .collect();
+    assert_eq!(verdicts, vec![(names.worker(2).as_str(), "different")]);
     // And `up` refuses to call that cluster ready.
     let err = lab.up(&lab.args(None)).await.expect_err("parity fails");
     assert!(matches!(err, Error::ParityMismatch(_)), "{err}");

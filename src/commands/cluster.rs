@@ -174,7 +174,7 @@ fn print_status(r: &StatusReport) {
         }
     };
     println!(
-        "{:<24} {:<8} {:<8} {:<10} {:<9} {}url",
+        "{:<24} {:<8} {:<8} {:<10} {:<12} {}url",
         "container",
         "role",
         "state",
@@ -184,12 +184,15 @@ fn print_status(r: &StatusReport) {
     );
     for c in &r.containers {
         println!(
-            "{:<24} {:<8} {:<8} {:<10} {:<9} {}{}",
+            "{:<24} {:<8} {:<8} {:<10} {:<12} {}{}",
             c.name,
             c.role,
             c.state,
             c.health.as_deref().unwrap_or("-"),
-            if c.versions_ok { "ok" } else { "DIFFERENT" },
+            match c.versions.as_str() {
+                "different" => "DIFFERENT",
+                other => other,
+            },
             node_column(c.node.as_deref().unwrap_or("-")),
             c.url.as_deref().unwrap_or("")
         );

@@ -171,6 +171,12 @@ pub const DATA_DIR: &str = "/data";
 
 /// Checks a cluster name: it prefixes container, network and volume names.
 pub fn validate_cluster_name(name: &str) -> Result<()> {
+    check_cluster_name(name, None)
+}
+
+/// [`validate_cluster_name`] for a name given by `from` (a file's key), or
+/// by the flag when None.
+pub fn check_cluster_name(name: &str, from: Option<&str>) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 40
         && name
@@ -181,38 +187,51 @@ pub fn validate_cluster_name(name: &str) -> Result<()> {
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if ok {
-        Ok(())
-    } else {
-        Err(Error::InvalidInput(format!(
-            "cluster name {name:?} is not usable — use up to 40 lowercase letters, digits and '-', starting with a letter or digit (e.g. --name team-a)"
-        )))
+        return Ok(());
     }
+    let rule = "use up to 40 lowercase letters, digits and '-', starting with a letter or digit";
+    Err(Error::InvalidInput(match from {
+        Some(from) => {
+            format!("{from} {name:?} is not usable as a cluster name — {rule} (e.g. \"team-a\")")
+        }
+        None => format!("cluster name {name:?} is not usable — {rule} (e.g. --name team-a)"),
+    }))
 }
 
 /// Parses a Spark memory size ("512m", "2g", "1536M") into MiB.
 pub fn parse_memory_mb(text: &str) -> Result<u64> {
+    parse_memory_from(text, "--memory")
+}
+
+/// [`parse_memory_mb`] for a size given by `from` ("--memory", or a file's
+/// "sparkbox.toml [cluster] memory =").
+pub fn parse_memory_from(text: &str, from: &str) -> Result<u64> {
     let t = text.trim().to_ascii_lowercase();
     let (digits, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
     let unit = unit.trim_end_matches('b');
-    let n: u64 = digits.parse().map_err(|_| bad_memory(text))?;
-    let mb = match unit {
-        "m" => n,
-        "g" => n * 1024,
-        "t" => n * 1024 * 1024,
-        _ => return Err(bad_memory(text)),
+    let bad = || {
+        Error::InvalidInput(format!(
+            "{from} {text:?} is not a size — write it like Spark does: 512m, 1g, 2g"
+        ))
     };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let mb = match unit {
+        "m" => Some(n),
+        "g" => n.checked_mul(1024),
+        "t" => n.checked_mul(1024 * 1024),
+        _ => return Err(bad()),
+    };
+    let mb = mb.ok_or_else(|| {
+        Error::InvalidInput(format!(
+            "{from} {text} is more memory than any machine has — give a size like 2g"
+        ))
+    })?;
     if mb < 512 {
         return Err(Error::InvalidInput(format!(
-            "--memory {text} is too small for a Spark worker — give at least 512m"
+            "{from} {text} is too small for a Spark worker — give at least 512m"
         )));
     }
     Ok(mb)
-}
-
-fn bad_memory(text: &str) -> Error {
-    Error::InvalidInput(format!(
-        "--memory {text:?} is not a size — write it like Spark does: 512m, 1g, 2g"
-    ))
 }
 
 /// Formats MiB the way Spark expects ("1g" or "1536m").
@@ -226,9 +245,14 @@ pub fn format_memory_mb(mb: u64) -> String {
 
 /// Checks a worker count.
 pub fn validate_workers(workers: u32) -> Result<()> {
+    check_workers(workers, "--workers")
+}
+
+/// [`validate_workers`] for a count given by `from`.
+pub fn check_workers(workers: u32, from: &str) -> Result<()> {
     if workers == 0 || workers > MAX_WORKERS {
         return Err(Error::InvalidInput(format!(
-            "--workers {workers} is out of range — give 1 to {MAX_WORKERS}"
+            "{from} {workers} is out of range — give 1 to {MAX_WORKERS}"
         )));
     }
     Ok(())
@@ -236,9 +260,14 @@ pub fn validate_workers(workers: u32) -> Result<()> {
 
 /// Checks a per-worker core count.
 pub fn validate_cores(cores: u32) -> Result<()> {
+    check_cores(cores, "--cores")
+}
+
+/// [`validate_cores`] for a count given by `from`.
+pub fn check_cores(cores: u32, from: &str) -> Result<()> {
     if cores == 0 || cores > 256 {
         return Err(Error::InvalidInput(format!(
-            "--cores {cores} is out of range — give 1 to 256 cores per worker"
+            "{from} {cores} is out of range — give 1 to 256 cores per worker"
         )));
     }
     Ok(())

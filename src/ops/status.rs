@@ -47,6 +47,9 @@ pub struct ContainerReport {
     pub health: Option<String>,
     /// Whether its live versions equal the image's.
     pub versions_ok: bool,
+    /// The verdict on its versions: "ok", "different", "unreadable", or
+    /// "not measured" (it is not running, so nothing was measured).
+    pub versions: String,
     /// Its UI on the host.
     pub url: Option<String>,
     /// The swarm node its task runs on (a cluster on a swarm only).
@@ -317,6 +320,16 @@ pub fn status_of(
                 state: c.state.clone(),
                 health: c.health.clone(),
                 versions_ok: report.container_ok(&c.name),
+                versions: if !c.is_running() {
+                    "not measured"
+                } else if report.container_ok(&c.name) {
+                    "ok"
+                } else if report.unreadable.iter().any(|(u, _)| *u == c.name) {
+                    "unreadable"
+                } else {
+                    "different"
+                }
+                .to_string(),
                 url: urls.of_container(c),
                 node: c.node.clone(),
                 status: c.status.clone(),

@@ -245,6 +245,11 @@ impl Config {
         }
     }
 
+    /// How a file value is introduced in errors: "sparkbox.toml [cluster] workers =".
+    fn assign(&self, section: &str, key: &str) -> String {
+        format!("{} =", self.key(section, key))
+    }
+
     /// The image settings: flags over the file over the defaults (extra
     /// packages from both).
     pub fn image_settings(&self, args: &crate::cli::ImageArgs) -> ImageSettings {
@@ -288,13 +293,14 @@ impl Config {
 
     /// The cluster name: --name / SPARKBOX_NAME, then the file, then "sparkbox".
     pub fn cluster_name(&self, arg: &NameArg) -> Result<String> {
-        let name = arg
-            .name
-            .clone()
-            .or_else(|| self.file.cluster.name.clone())
-            .unwrap_or_else(|| spec::DEFAULT_CLUSTER.to_string());
-        spec::validate_cluster_name(&name)?;
-        Ok(name)
+        match (&arg.name, &self.file.cluster.name) {
+            (Some(name), _) => spec::validate_cluster_name(name).map(|()| name.clone()),
+            (None, Some(name)) => {
+                spec::check_cluster_name(name, Some(&self.assign("cluster", "name")))
+                    .map(|()| name.clone())
+            }
+            (None, None) => Ok(spec::DEFAULT_CLUSTER.to_string()),
+        }
     }
 }
 
@@ -454,6 +460,15 @@ pub const DEFAULT_DATA_DIR: &str = "data";
 /// Default memory per worker.
 pub const DEFAULT_MEMORY: &str = "1g";
 
+/// `[ports]` keys and their flags, in the order of [`PortSettings`].
+const PORT_KEYS: [(&str, &str); 5] = [
+    ("master_ui", "--master-ui-port"),
+    ("jupyter", "--jupyter-port"),
+    ("app_ui", "--app-ui-port"),
+    ("history", "--history-port"),
+    ("connect", "--connect-port"),
+];
+
 fn port(flag: Option<u16>, file: Option<u16>, default: u16) -> PortSetting {
     match flag.or(file) {
         Some(port) => PortSetting { port, fixed: true },
@@ -483,10 +498,30 @@ impl Settings {
         let rec = recorded.unwrap_or(&none);
         let in_file = |section: &str, key: &str, e: Error| -> Error {
             match e {
+                // "--flag VALUE is ..." becomes "FILE [section] key = VALUE is ...".
                 Error::InvalidInput(m) => {
-                    Error::InvalidInput(format!("{}: {m}", config.key(section, key)))
+                    match m.strip_prefix("--").and_then(|r| r.split_once(' ')) {
+                        Some((_, rest)) => {
+                            Error::InvalidInput(format!("{} {rest}", config.assign(section, key)))
+                        }
+                        None => Error::InvalidInput(format!("{}: {m}", config.key(section, key))),
+                    }
+                }
+                e @ Error::UnknownSparkVersion { .. } => {
+                    Error::InvalidInput(format!("{}: {e}", config.key(section, key)))
                 }
                 other => other,
+            }
+        };
+        // Who gave a value, for its errors: the flag, the file's key, or
+        // the existing cluster's labels.
+        let from = |flag: bool, in_file: bool, flag_name: &str, section: &str, key: &str| {
+            if flag {
+                flag_name.to_string()
+            } else if in_file {
+                config.assign(section, key)
+            } else {
+                format!("the existing cluster's {flag_name}")
             }
         };
         let name = config.cluster_name(&args.name)?;
@@ -494,20 +529,22 @@ impl Settings {
             Some(w) => w,
             None => f.cluster.workers.or(rec.workers).unwrap_or(DEFAULT_WORKERS),
         };
-        spec::validate_workers(workers).map_err(|e| match args.workers {
-            Some(_) => e,
-            None => in_file("cluster", "workers", e),
-        })?;
+        // A [cluster] key and its flag share their name.
+        let from_cluster = |flag: bool, in_file: bool, key: &str| {
+            from(flag, in_file, &format!("--{key}"), "cluster", key)
+        };
+        let workers_from = from_cluster(
+            args.workers.is_some(),
+            f.cluster.workers.is_some(),
+            "workers",
+        );
+        spec::check_workers(workers, &workers_from)?;
         let cores = args.cores.or(f.cluster.cores).or(rec.cores).unwrap_or(1);
-        spec::validate_cores(cores).map_err(|e| match args.cores {
-            Some(_) => e,
-            None => in_file("cluster", "cores", e),
-        })?;
+        let cores_from = from_cluster(args.cores.is_some(), f.cluster.cores.is_some(), "cores");
+        spec::check_cores(cores, &cores_from)?;
         let memory_mb = match (&args.memory, &f.cluster.memory) {
             (Some(m), _) => spec::parse_memory_mb(m)?,
-            (None, Some(m)) => {
-                spec::parse_memory_mb(m).map_err(|e| in_file("cluster", "memory", e))?
-            }
+            (None, Some(m)) => spec::parse_memory_from(m, &config.assign("cluster", "memory"))?,
             (None, None) => match rec.memory_mb {
                 Some(mb) => mb,
                 None => spec::parse_memory_mb(DEFAULT_MEMORY)?,
@@ -536,6 +573,27 @@ impl Settings {
                     }
                 }
                 image.python_packages = packages;
+            }
+        }
+        // The file's image values, checked here so that a refusal names them.
+        if args.image.base_image.is_none() {
+            if let Some(base) = &f.image.base_image {
+                crate::model::recipe::ImageRecipe::new(
+                    crate::model::versions::default_entry(),
+                    Some(base.clone()),
+                    vec![],
+                )
+                .map_err(|e| in_file("image", "base_image", e))?;
+            }
+        }
+        for package in f.image.python_packages.iter().flatten() {
+            crate::model::recipe::validate_package_spec(package)
+                .map_err(|e| in_file("image", "python_packages", e))?;
+        }
+        if args.image.registry.is_none() {
+            if let Some(registry) = f.image.registry.as_deref().filter(|r| !r.is_empty()) {
+                crate::model::registry::Registry::parse(registry)
+                    .map_err(|e| in_file("image", "registry", e))?;
             }
         }
         // "3.5" means the newest supported 3.5 release: print what will run.
@@ -574,16 +632,25 @@ impl Settings {
                 spec::DEFAULT_CONNECT_PORT,
             ),
         };
-        for (key, p) in [
-            ("master_ui", &ports.master_ui),
-            ("jupyter", &ports.jupyter),
-            ("app_ui", &ports.app_ui),
-            ("history", &ports.history),
-            ("connect", &ports.connect),
-        ] {
+        let given = [
+            args.master_ui_port,
+            args.jupyter_port,
+            args.app_ui_port,
+            args.history_port,
+            args.connect_port,
+        ];
+        let chosen = [
+            &ports.master_ui,
+            &ports.jupyter,
+            &ports.app_ui,
+            &ports.history,
+            &ports.connect,
+        ];
+        for ((&(key, flag_name), flag), p) in PORT_KEYS.iter().zip(given).zip(chosen) {
             if p.port < 1024 {
                 return Err(Error::InvalidInput(format!(
-                    "port {} for {key} is a privileged port — give one from 1024 to 65535",
+                    "{} {} is a privileged port — give one from 1024 to 65535",
+                    from(flag.is_some(), true, flag_name, "ports", key),
                     p.port
                 )));
             }
@@ -601,13 +668,14 @@ impl Settings {
             }
         }
         if let Some(c) = f.apps.cores {
-            spec::validate_cores(c).map_err(|e| in_file("apps", "cores", e))?;
+            spec::check_cores(c, &config.assign("apps", "cores"))?;
         }
         let rec_apps = rec.apps.clone().unwrap_or_default();
         let executor_memory_mb = match &f.apps.executor_memory {
-            Some(m) => {
-                Some(spec::parse_memory_mb(m).map_err(|e| in_file("apps", "executor_memory", e))?)
-            }
+            Some(m) => Some(spec::parse_memory_from(
+                m,
+                &config.assign("apps", "executor_memory"),
+            )?),
             None => rec_apps.executor_memory_mb,
         };
         if let Some(mb) = executor_memory_mb {
@@ -663,8 +731,13 @@ impl Settings {
             },
         };
         if data.exists() && !data.is_dir() {
+            let given = match (&args.data, &f.volumes.data) {
+                (Some(_), _) => "--data".to_string(),
+                (None, Some(_)) => config.key("volumes", "data"),
+                (None, None) => "the data directory".to_string(),
+            };
             return Err(Error::InvalidInput(format!(
-                "the data directory {} is a file — pass --data DIR (or set [volumes] data) to a directory",
+                "{given}: {} is a file — pass --data DIR (or set [volumes] data) to a directory",
                 data.display()
             )));
         }
@@ -701,8 +774,15 @@ impl Settings {
             .or_else(|| rec.bind.clone())
             .unwrap_or_else(|| "127.0.0.1".to_string());
         if bind.parse::<std::net::IpAddr>().is_err() {
+            let given = if args.bind.is_some() {
+                "--bind".to_string()
+            } else if f.cluster.bind.is_some() {
+                config.assign("cluster", "bind")
+            } else {
+                format!("the existing cluster {name}'s address")
+            };
             return Err(Error::InvalidInput(format!(
-                "--bind {bind:?} is not an IP address — give one of this machine's addresses, 0.0.0.0 for all, or leave it out for 127.0.0.1"
+                "{given} {bind:?} is not an IP address — give one of this machine's addresses, 0.0.0.0 for all, or leave it out for 127.0.0.1"
             )));
         }
         let students = args
@@ -712,7 +792,14 @@ impl Settings {
             .unwrap_or(0);
         if students > spec::MAX_STUDENTS {
             return Err(Error::InvalidInput(format!(
-                "--students {students} is out of range — give 1 to {}",
+                "{} {students} is out of range — give 1 to {}",
+                from(
+                    args.students.is_some(),
+                    f.classroom.students.is_some(),
+                    "--students",
+                    "classroom",
+                    "students"
+                ),
                 spec::MAX_STUDENTS
             )));
         }

@@ -68,6 +68,27 @@ pub enum Command {
     Shell(ShellArgs),
     /// Copy a Python application into the cluster and spark-submit it to the master.
     Submit(SubmitArgs),
+    /// Print a shell completion script: `source <(sparkbox completions bash)`.
+    Completions(CompletionsArgs),
+    /// Print the man page, or write one per command into a folder (--dir).
+    Man(ManArgs),
+}
+
+/// `sparkbox completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell: bash, zsh, fish, powershell or elvish.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `sparkbox man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write sparkbox.1 and sparkbox-COMMAND.1 for every command into this folder
+    /// (e.g. /usr/local/share/man/man1) instead of printing sparkbox.1.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// Flags that choose what image is built.

@@ -309,3 +309,118 @@ fn image_prune_checks_its_settings_before_the_engine_and_says_where_the_engine_i
         .success()
         .stdout(predicate::str::contains("--all").and(predicate::str::contains("--dry-run")));
 }
+
+/// What bash offers for the words of `line` (the last one being completed),
+/// with sparkbox's completion script sourced in a real bash.
+fn bash_completes(line: &str) -> Vec<String> {
+    let bin = assert_cmd::cargo::cargo_bin("sparkbox");
+    let script = format!(
+        r#"set -e
+source <("{bin}" completions bash)
+spec=$(complete -p sparkbox)
+func=$(printf '%s\n' "$spec" | sed -n 's/.*-F \([^ ]*\).*/\1/p')
+read -r -a COMP_WORDS <<< "{line}"
+case "{line}" in *" ") COMP_WORDS+=("") ;; esac
+COMP_CWORD=$(( ${{#COMP_WORDS[@]}} - 1 ))
+COMP_LINE="{line}"
+COMP_POINT=${{#COMP_LINE}}
+prev=""
+[ "$COMP_CWORD" -gt 0 ] && prev="${{COMP_WORDS[COMP_CWORD-1]}}"
+"$func" sparkbox "${{COMP_WORDS[COMP_CWORD]}}" "$prev"
+printf '%s\n' "${{COMPREPLY[@]}}"
+"#,
+        bin = bin.display()
+    );
+    let out = std::process::Command::new("bash")
+        .args(["--norc", "--noprofile", "-c", &script])
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "bash: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+#[test]
+fn bash_completes_commands_and_flags() {
+    let commands = bash_completes("sparkbox st");
+    for c in ["status", "start", "stop"] {
+        assert!(
+            commands.iter().any(|w| w == c),
+            "{c} not offered: {commands:?}"
+        );
+    }
+    assert!(
+        !commands.iter().any(|w| w == "down"),
+        "offered what does not match: {commands:?}"
+    );
+    let flags = bash_completes("sparkbox up --wor");
+    assert!(
+        flags.iter().any(|w| w == "--workers"),
+        "--workers not offered: {flags:?}"
+    );
+    let image = bash_completes("sparkbox image ");
+    for c in ["push", "prune", "save", "load"] {
+        assert!(image.iter().any(|w| w == c), "{c} not offered: {image:?}");
+    }
+    // The other shells' scripts are made too.
+    for shell in ["zsh", "fish", "powershell", "elvish"] {
+        sparkbox()
+            .args(["completions", shell])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("sparkbox"));
+    }
+    // A broken sparkbox.toml does not break completion.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("sparkbox.toml"), "[cluster\n").expect("write");
+    sparkbox()
+        .current_dir(dir.path())
+        .args(["completions", "bash"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn man_pages_cover_every_command() {
+    sparkbox()
+        .arg("man")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(".TH sparkbox 1"))
+        .stdout(predicate::str::contains("sparkbox\\-up(1)"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pages = dir.path().join("man1");
+    sparkbox()
+        .args(["man", "--dir"])
+        .arg(&pages)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("man pages"));
+    let up = std::fs::read_to_string(pages.join("sparkbox-up.1")).expect("sparkbox-up.1");
+    assert!(up.contains("\\-\\-workers"), "{up}");
+    let push = std::fs::read_to_string(pages.join("sparkbox-image-push.1"))
+        .expect("sparkbox-image-push.1");
+    assert!(push.contains(".TH sparkbox-image-push 1"), "{push}");
+    // man itself reads them, where it is installed.
+    if std::process::Command::new("man")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        let out = std::process::Command::new("man")
+            .args(["-P", "cat", "-l"])
+            .arg(pages.join("sparkbox-up.1"))
+            .env("MANWIDTH", "100")
+            .output()
+            .expect("man runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("--workers"), "{text}");
+    }
+}

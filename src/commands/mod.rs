@@ -4,6 +4,7 @@ pub mod build;
 pub mod bundle;
 pub mod cluster;
 pub mod config_cmd;
+pub mod docs;
 pub mod doctor;
 pub mod exec;
 pub mod image_io;
@@ -92,6 +93,13 @@ fn command_line() -> String {
 
 /// Runs the parsed command line; Ctrl-C stops it with a hint at what to do next.
 pub async fn run(cli: Cli) -> Result<()> {
+    // Made from the command line alone: a broken sparkbox.toml does not
+    // break completing its name.
+    match &cli.command {
+        Command::Completions(args) => return docs::completions(args),
+        Command::Man(args) => return docs::man(args),
+        _ => {}
+    }
     let progress = Progress::new(cli.progress, cli.verbose > 0);
     let config = Config::load(cli.file.as_deref())?;
     // `submit` handles Ctrl-C itself: it stops spark-submit's process group in
@@ -158,5 +166,7 @@ async fn dispatch(cli: Cli, cfg: &Config, progress: &Progress) -> Result<()> {
             build::print_versions();
             Ok(())
         }
+        Command::Completions(args) => docs::completions(&args),
+        Command::Man(args) => docs::man(&args),
     }
 }

@@ -456,6 +456,7 @@ fn cluster_lifecycle() {
 
     // Workers start with the master: the worker's daemon waits until the master listens.
     check_worker_waits_for_master(&engine, &name, &jupyter);
+    check_confinement(&engine, &name);
 
     // A PySpark job from the Jupyter container runs its tasks on the workers.
     let (code, out, err) = exec_as(&jupyter, "spark", &["python", "-c", JOB]);
@@ -700,6 +701,103 @@ fn cluster_lifecycle() {
 /// never fails to connect and backs off; once something listens there, the
 /// daemon starts and connects. `up` relies on this to start the worker
 /// containers together with the master.
+/// Every container of the cluster: all capabilities dropped but the
+/// entrypoint's, no-new-privileges, a pids and a memory limit, the restart
+/// policy of a ready cluster; inside, nothing but tini (PID 1, the init)
+/// runs as root, and no process holds a capability.
+fn check_confinement(engine: &sparkbox::engine::docker::DockerEngine, cluster: &str) {
+    let containers =
+        block_on(engine.containers(&[(labels::CLUSTER, cluster)])).expect("containers");
+    assert_eq!(containers.len(), 4, "{containers:?}");
+    let wanted_caps: Vec<String> = sparkbox::plan::desired::ENTRYPOINT_CAPABILITIES
+        .iter()
+        .map(|c| format!("CAP_{c}"))
+        .collect();
+    for c in &containers {
+        let inspect = block_on(engine.inspect_container(&c.name)).expect("inspect");
+        let host = &inspect["HostConfig"];
+        assert_eq!(
+            host["CapDrop"],
+            serde_json::json!(["ALL"]),
+            "{}: {host}",
+            c.name
+        );
+        let mut caps: Vec<String> = host["CapAdd"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str())
+            .map(|v| {
+                if v.starts_with("CAP_") {
+                    v.to_string()
+                } else {
+                    format!("CAP_{v}")
+                }
+            })
+            .collect();
+        caps.sort();
+        let mut wanted = wanted_caps.clone();
+        wanted.sort();
+        assert_eq!(caps, wanted, "{}: {host}", c.name);
+        assert!(
+            host["SecurityOpt"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|o| o
+                    .as_str()
+                    .is_some_and(|o| o.starts_with("no-new-privileges"))),
+            "{}: {host}",
+            c.name
+        );
+        assert_eq!(
+            host["PidsLimit"],
+            sparkbox::plan::desired::PIDS_LIMIT,
+            "{}",
+            c.name
+        );
+        assert!(
+            host["Memory"].as_i64().unwrap_or(0) > 0,
+            "{} has no memory limit: {host}",
+            c.name
+        );
+        assert_eq!(
+            host["RestartPolicy"]["Name"], "unless-stopped",
+            "{}",
+            c.name
+        );
+        // pid uid effective-capabilities name, for every process.
+        let (code, out, err) = exec_as(
+            &c.name,
+            "spark",
+            &[
+                "sh",
+                "-c",
+                "for s in /proc/[0-9]*/status; do awk '/^Name:/{n=$2} /^Pid:/{p=$2} /^Uid:/{u=$3} /^CapEff:/{e=$2} END{print p, u, e, n}' \"$s\" 2>/dev/null; done",
+            ],
+        );
+        assert_eq!(code, 0, "{}: {err}", c.name);
+        let processes: Vec<Vec<&str>> = out.lines().map(|l| l.split(' ').collect()).collect();
+        assert!(processes.len() >= 2, "{}: {out}", c.name);
+        for p in &processes {
+            let [pid, uid, cap_eff, comm] = p[..] else {
+                panic!("{}: unreadable line {p:?} in\n{out}", c.name)
+            };
+            if pid == "1" {
+                assert_eq!(comm, "tini", "{}: PID 1 is not the init:\n{out}", c.name);
+                continue;
+            }
+            assert_ne!(uid, "0", "{}: a process runs as root:\n{out}", c.name);
+            assert_eq!(
+                u64::from_str_radix(cap_eff, 16).ok(),
+                Some(0),
+                "{}: a process holds capabilities:\n{out}",
+                c.name
+            );
+        }
+    }
+}
+
 fn check_worker_waits_for_master(
     engine: &sparkbox::engine::docker::DockerEngine,
     cluster: &str,

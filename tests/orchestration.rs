@@ -103,6 +103,8 @@ impl Lab {
         for name in &names {
             let c = self.engine.container(name).expect("listed");
             assert!(c.is_running(), "{name} is not running: {:?}", c.state);
+            // Once ready, each comes back by itself with the engine.
+            assert!(c.keep_running, "{name} has no restart policy");
         }
         let status = self.status().await;
         assert_eq!(status.state, "ready", "{status:?}");

@@ -10,7 +10,7 @@ mod common;
 use std::time::Instant;
 
 use common::swarm::{swarm_lab_hiding, SwarmLab};
-use common::{default_tag, ensure_default_image, run, sparkbox};
+use common::{run, sparkbox};
 
 const TEST: &str = "sparkbox_up_on_a_swarm_spreads_workers_over_nodes";
 
@@ -164,13 +164,8 @@ fn sparkbox_up_on_a_swarm_spreads_workers_over_nodes() {
     if common::docker(TEST).is_none() {
         return;
     }
-    ensure_default_image();
-    let tag = default_tag();
     let tmp = tempfile::tempdir().expect("a temporary directory");
-    let archive = tmp.path().join("image.tar");
-    let t = Instant::now();
-    common::swarm::save_image(&tag, &archive).unwrap_or_else(|e| panic!("{e}"));
-    eprintln!("image saved in {:.1?}", t.elapsed());
+    let archive = common::swarm::save_default_image(tmp.path());
 
     // Node 1 lacks what this machine has under `hidden` (a node without
     // the data path).

@@ -759,6 +759,26 @@ impl Engine for DockerEngine {
         }
     }
 
+    async fn keep_running(&self, name: &str) -> Result<()> {
+        if self.is_service(name).await?.is_some() {
+            return Ok(());
+        }
+        let body = bollard::models::ContainerUpdateBody {
+            restart_policy: Some(bollard::models::RestartPolicy {
+                name: Some(bollard::models::RestartPolicyNameEnum::UNLESS_STOPPED),
+                maximum_retry_count: None,
+            }),
+            ..Default::default()
+        };
+        self.docker.update_container(name, body).await.map_err(|e| {
+            engine_error(
+                format!("set the restart policy of {name}"),
+                format!("the container {name}"),
+                e,
+            )
+        })
+    }
+
     async fn remove_container(&self, name: &str) -> Result<()> {
         if self.swarm.manager_node.is_some()
             && super::swarm::remove_service(&self.docker, name).await?
@@ -1259,6 +1279,13 @@ fn spec_to_body(spec: &ContainerSpec) -> ContainerCreateBody {
             network_mode: Some(network_mode),
             memory: spec.memory_bytes,
             cpu_shares: spec.cpu_shares,
+            cap_drop: spec.cap_add.as_ref().map(|_| vec!["ALL".to_string()]),
+            cap_add: spec.cap_add.clone(),
+            security_opt: spec
+                .cap_add
+                .as_ref()
+                .map(|_| vec!["no-new-privileges:true".to_string()]),
+            pids_limit: spec.pids_limit,
             ..Default::default()
         }),
         networking_config,

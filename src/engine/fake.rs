@@ -106,6 +106,8 @@ pub enum Call {
     StartContainer,
     /// `stop_container`.
     StopContainer,
+    /// `keep_running`.
+    KeepRunning,
     /// `remove_container`.
     RemoveContainer,
     /// `exec`.
@@ -151,6 +153,7 @@ impl Call {
             Call::CreateContainer => "create_container",
             Call::StartContainer => "start_container",
             Call::StopContainer => "stop_container",
+            Call::KeepRunning => "keep_running",
             Call::RemoveContainer => "remove_container",
             Call::Exec => "exec",
             Call::ExecAttached => "exec_attached",
@@ -164,7 +167,9 @@ impl Call {
 
     /// True for the calls that change what the engine holds (the ones a
     /// pause counts): builds, pulls, and creating, starting, stopping or
-    /// removing anything.
+    /// removing anything. Setting a container's restart policy
+    /// (`keep_running`) changes nothing it runs, and setting it again
+    /// changes nothing at all.
     pub fn is_mutating(self) -> bool {
         matches!(
             self,
@@ -224,6 +229,8 @@ pub struct FakeContainer {
     pub version_overrides: BTreeMap<String, String>,
     /// Its log lines.
     pub log: Vec<String>,
+    /// Its restart policy is `unless-stopped` (`keep_running`).
+    pub keep_running: bool,
 }
 
 impl FakeContainer {
@@ -1841,6 +1848,7 @@ impl Engine for FakeEngine {
                 created_at,
                 unhealthy: false,
                 version_overrides: BTreeMap::new(),
+                keep_running: false,
                 log: Vec::new(),
             },
         );
@@ -1905,6 +1913,17 @@ impl Engine for FakeEngine {
                 c.state = RunState::Exited(143);
                 c.log.push("stopped (SIGTERM)".into());
             }
+        }
+        Ok(())
+    }
+
+    async fn keep_running(&self, name: &str) -> Result<()> {
+        self.gate(Call::KeepRunning, name).await?;
+        let action = format!("set the restart policy of {name}");
+        let mut st = self.st();
+        st.container(name, &action)?;
+        if let Some(c) = st.containers.get_mut(name) {
+            c.keep_running = true;
         }
         Ok(())
     }

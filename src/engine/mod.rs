@@ -250,6 +250,11 @@ pub struct ContainerSpec {
     /// CPUs reserved and allowed on a swarm node, in billionths (None: no
     /// reservation); a container uses `cpu_shares` instead.
     pub nano_cpus: Option<i64>,
+    /// Least privilege: every capability dropped except these, and
+    /// no-new-privileges (None: the engine's defaults).
+    pub cap_add: Option<Vec<String>>,
+    /// At most this many processes and threads in the container.
+    pub pids_limit: Option<i64>,
 }
 
 /// A container as the engine reports it.
@@ -464,6 +469,12 @@ pub trait Engine {
 
     /// Stops a container (after `timeout_s` seconds it is killed).
     async fn stop_container(&self, name: &str, timeout_s: i32) -> Result<()>;
+
+    /// Has the engine start the container again when it exits and when the
+    /// engine itself starts again (restart policy `unless-stopped`; a
+    /// container stopped on purpose stays stopped). A swarm service's tasks
+    /// are restarted by the swarm anyway.
+    async fn keep_running(&self, name: &str) -> Result<()>;
 
     /// Removes a container, running or not; a missing one is not an error.
     async fn remove_container(&self, name: &str) -> Result<()>;

@@ -357,10 +357,17 @@ pub fn service_spec(spec: &ContainerSpec) -> Result<ServiceSpec> {
     let mut reservations = serde_json::Map::new();
     if let Some(m) = spec.memory_bytes {
         limits.insert("MemoryBytes".into(), m.into());
-        reservations.insert("MemoryBytes".into(), m.into());
+        // What a worker offers is reserved on its node (a worker is what
+        // has CPUs reserved); the others' memory is only limited.
+        if spec.nano_cpus.is_some() {
+            reservations.insert("MemoryBytes".into(), m.into());
+        }
     }
     if let Some(c) = spec.nano_cpus {
         reservations.insert("NanoCPUs".into(), c.into());
+    }
+    if let Some(p) = spec.pids_limit {
+        limits.insert("Pids".into(), p.into());
     }
     let mut container = serde_json::json!({
         "Image": image,
@@ -373,6 +380,11 @@ pub fn service_spec(spec: &ContainerSpec) -> Result<ServiceSpec> {
     });
     if let Some(user) = &spec.user {
         container["User"] = user.clone().into();
+    }
+    if let Some(caps) = &spec.cap_add {
+        container["CapabilityDrop"] = serde_json::json!(["ALL"]);
+        container["CapabilityAdd"] = serde_json::json!(caps);
+        container["Privileges"] = serde_json::json!({ "NoNewPrivileges": true });
     }
     if let Some(h) = healthcheck {
         container["HealthCheck"] = h;

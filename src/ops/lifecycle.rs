@@ -177,6 +177,7 @@ pub async fn start<E: Engine>(
     let reference = ready::image_versions(engine, &image).await?;
     let members = Members::of_observed(&observed);
     ready::ready_and_same(engine, cluster, &members, &reference, deadline, progress).await?;
+    ready::keep_running(engine, &members).await?;
     progress.finish();
     Ok(Started {
         workers: members.workers,
@@ -269,6 +270,7 @@ pub async fn scale<E: Engine>(
         containers: desired.workers.values().map(|w| w.name.clone()).collect(),
     };
     ready::ready_and_same(engine, cluster, &members, &reference, deadline, progress).await?;
+    ready::keep_running(engine, &members).await?;
     progress.finish();
     Ok(Some(Started {
         workers,

@@ -144,6 +144,16 @@ pub fn parity_error(cluster: &str, report: &ParityReport) -> Error {
     ))
 }
 
+/// Once a cluster is ready: every member comes back by itself when it
+/// exits and when the engine starts again (a reboot), until `sparkbox stop`
+/// stops it. Set only now, so a container that exits while the cluster
+/// starts is reported as exited, not restarted over and over.
+pub async fn keep_running<E: Engine>(engine: &E, members: &Members) -> Result<()> {
+    futures_util::future::try_join_all(members.containers.iter().map(|c| engine.keep_running(c)))
+        .await
+        .map(|_| ())
+}
+
 /// The versions the image `tag` was measured to contain.
 pub async fn image_versions<E: Engine>(engine: &E, tag: &str) -> Result<Versions> {
     let info = engine.image(tag).await?.ok_or_else(|| Error::Engine {

@@ -219,6 +219,7 @@ pub async fn up_with<E: Engine>(
     let members = Members::of_desired(&desired);
     let master =
         ready::ready_and_same(engine, &cluster, &members, &reference, deadline, progress).await?;
+    ready::keep_running(engine, &members).await?;
     progress.finish();
     let names = Names::new(&cluster);
     let wanted: Vec<String> = desired.workers.values().map(|w| w.name.clone()).collect();

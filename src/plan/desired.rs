@@ -152,7 +152,47 @@ fn base_spec(spec: &ClusterSpec, resolved: &Resolved, role: Role, name: String) 
             contract::HEALTHCHECK.to_string(),
             role.as_str().to_string(),
         ]),
+        memory_bytes: role_memory_limit_mb(role).map(|mb| mb as i64 * 1024 * 1024),
+        cap_add: Some(
+            ENTRYPOINT_CAPABILITIES
+                .iter()
+                .map(|c| c.to_string())
+                .collect(),
+        ),
+        pids_limit: Some(PIDS_LIMIT),
         ..Default::default()
+    }
+}
+
+/// The capabilities a container keeps, all for its entrypoint, which starts
+/// as root only to give `spark` the data directory owner's uid (usermod,
+/// chown of the container's own folders) and hands the role to it
+/// (setpriv); tini, its parent, forwards signals to that other uid (KILL).
+/// Once `spark` runs the role, its processes hold none of them.
+pub const ENTRYPOINT_CAPABILITIES: [&str; 6] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "SETGID",
+    "SETUID",
+    "KILL",
+];
+
+/// Processes and threads per container: a Spark driver or executor JVM has
+/// about 100–200 threads, so this leaves room for a classroom notebook
+/// server's dozen drivers and stops a fork bomb.
+pub const PIDS_LIMIT: i64 = 8192;
+
+/// The memory limit of the containers other than workers (whose limit
+/// follows `--memory`): room for each one's JVMs — the daemons' 1 GiB heap,
+/// a Connect server's driver, a notebook server's several drivers (about
+/// 500 MiB each when busy) and kernels.
+pub fn role_memory_limit_mb(role: Role) -> Option<u64> {
+    match role {
+        Role::Master | Role::History => Some(1536),
+        Role::Connect => Some(3072),
+        Role::Jupyter => Some(8192),
+        Role::Worker => None,
     }
 }
 
@@ -541,8 +581,8 @@ fn spec_hash(c: &ContainerSpec) -> String {
     parts.extend(c.binds.iter().cloned());
     parts.extend(ports);
     parts.push(format!(
-        "{:?} {:?} {:?}",
-        c.memory_bytes, c.cpu_shares, c.user
+        "{:?} {:?} {:?} {:?} {:?}",
+        c.memory_bytes, c.cpu_shares, c.user, c.cap_add, c.pids_limit
     ));
     let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
     hash_of(&refs)

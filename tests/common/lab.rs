@@ -261,6 +261,37 @@ impl LabEngine {
         }
     }
 
+    /// Restarts its dockerd as a reboot of its machine would: the engine
+    /// stopped by its PID (SIGTERM: it stops its containers and its
+    /// containerd), then started again on the same data root and config.
+    /// A lab of [`LabEngine::start`] only (no host name of its own).
+    pub fn restart(&mut self) -> Result<(), String> {
+        if let Some(mut child) = self.child.take() {
+            let pid = child.id().to_string();
+            run("kill", &["-TERM", &pid])?;
+            let deadline = Instant::now() + Duration::from_secs(90);
+            loop {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    self.child = Some(child);
+                    return Err(format!(
+                        "the lab engine of {} did not stop within 90 s:\n{}",
+                        self.test,
+                        self.log_tail()
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        let text = std::fs::read_to_string(self.dir.join("daemon.json"))
+            .map_err(|e| format!("cannot read the lab engine's config: {e}"))?;
+        let config: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| format!("the lab engine's config is not JSON: {e}"))?;
+        self.launch(&config, None, None)
+    }
+
     /// Its socket.
     pub fn socket(&self) -> PathBuf {
         self.dir.join("docker.sock")

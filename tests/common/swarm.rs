@@ -621,6 +621,17 @@ impl Drop for SwarmLab {
     }
 }
 
+/// The default image (built when missing) saved from the machine's daemon
+/// into `dir`/image.tar, for a lab engine to load.
+pub fn save_default_image(dir: &Path) -> PathBuf {
+    super::ensure_default_image();
+    let archive = dir.join("image.tar");
+    let t = std::time::Instant::now();
+    save_image(&super::default_tag(), &archive).unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("image saved in {:.1?}", t.elapsed());
+    archive
+}
+
 /// Saves `image` from the machine's daemon into `file` (`docker save`), for
 /// a lab node to load, or says why not.
 pub fn save_image(image: &str, file: &Path) -> Result<(), String> {

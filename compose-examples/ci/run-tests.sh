@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The CI job in one script (the GitHub Actions example runs exactly this):
-# bring the cluster up, run pytest on this machine against the cluster's
-# Spark Connect server, write a diagnostics bundle when anything fails, and
-# always tear the cluster down. Its exit code is pytest's (or up's).
+# pytest on this machine with the pytest-sparkbox plugin, which brings the
+# cluster up, connects the tests' `spark` to its Spark Connect server, writes
+# a diagnostics bundle when anything fails, and always tears the cluster
+# down; the image comes from a cache directory when there is one. Its exit
+# code is pytest's.
 #
 #   SPARKBOX  the sparkbox binary (default: sparkbox on PATH)
-#   PYTHON    a Python with pytest and pyspark[connect] of the cluster's Spark
-#             version (`sparkbox status` prints the exact requirement)
+#   PYTHON    a Python with pytest, pytest-sparkbox and pyspark[connect] of
+#             the cluster's Spark version (`sparkbox status` prints the exact
+#             requirement)
 #   BUNDLE    where the diagnostics bundle goes (default: ./sparkbox-bundle)
 #   IMAGE_CACHE  a directory kept between runs (actions/cache keyed by
 #             `sparkbox image tag`): when the engine lacks the image it is
@@ -23,10 +26,6 @@ python="${PYTHON:-python3}"
 bundle="${BUNDLE:-$PWD/sparkbox-bundle}"
 export SPARKBOX_FILE="$here/sparkbox.toml"
 
-up_json=$(mktemp)
-teardown() { "$sparkbox" --progress plain down --volumes || true; rm -f "$up_json"; }
-trap teardown EXIT
-
 cached=""
 if [ -n "${IMAGE_CACHE:-}" ]; then
     read -r tag state < <("$sparkbox" image tag) || exit 1
@@ -37,20 +36,19 @@ if [ -n "${IMAGE_CACHE:-}" ]; then
     fi
 fi
 
-"$sparkbox" --progress plain up --json --bundle-on-failure "$bundle" > "$up_json" || exit $?
+# The pytest-sparkbox plugin (pip install ./python/pytest-sparkbox) does the
+# rest: the cluster up when the first test asks for `spark`, the tests, the
+# diagnostics bundle when one fails, the cluster down at the end.
+"$python" -m pytest -q -p no:cacheprovider --sparkbox-bin "$sparkbox" \
+    --sparkbox-bundle "$bundle" "$here/tests" "$@"
+status=$?
+if [ "$status" -ne 0 ] && [ -d "$bundle" ]; then
+    echo "pytest failed: diagnostics in $bundle" >&2
+fi
 
-if [ -n "$cached" ] && [ ! -f "$cached" ]; then
+if [ -n "$cached" ] && [ ! -f "$cached" ] && "$sparkbox" image tag | grep -q ' present$'; then
     # One image in the cache: the one these settings use.
     mkdir -p "$IMAGE_CACHE" && rm -f "$IMAGE_CACHE"/*.sbximage
-    "$sparkbox" --progress plain image save "$cached" || echo "could not save the image to the cache (the tests go on)" >&2
-fi
-remote=$("$python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["urls"]["connect"])' "$up_json") || exit 1
-echo "Spark Connect: $remote"
-
-SPARK_REMOTE="$remote" "$python" -m pytest -q -p no:cacheprovider "$here/tests" "$@"
-status=$?
-if [ "$status" -ne 0 ]; then
-    "$sparkbox" --progress plain logs --bundle "$bundle" || true
-    echo "pytest failed: diagnostics in $bundle" >&2
+    "$sparkbox" --progress plain image save "$cached" || echo "could not save the image to the cache" >&2
 fi
 exit "$status"

@@ -508,6 +508,19 @@ fn cluster_lifecycle() {
     .expect("kill");
     let (code, status) = status_json(&name);
     assert_ne!(code, 0, "status says ready with a dead worker: {status}");
+    // In words: the dead worker's versions were not measured, and the
+    // report's last line and the error stay on lines of their own.
+    let (code, out, err) = run(sparkbox().args(["status", "-n", &name]));
+    assert_eq!(code, 7, "{out}\n{err}");
+    let victim_line = out
+        .lines()
+        .find(|l| l.starts_with(&victim))
+        .unwrap_or_default();
+    assert!(victim_line.contains("not measured"), "{out}");
+    assert!(
+        out.ends_with(")\n") && err.starts_with("error: cluster "),
+        "{out}|{err}"
+    );
     let (code, out, err) = up(work.path(), &name, "3");
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(

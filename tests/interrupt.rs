@@ -1,0 +1,91 @@
+//! Ctrl-C at three points of `up` against the real engine — as the network
+//! is made, as the workers are made, and while `up` waits for readiness:
+//! each time `up` stops at once with exit code 130 and the command that
+//! finishes the cluster, and that command makes it ready. (After every
+//! single engine call it is tests/orchestration.rs, on the fake engine.)
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use common::{cluster_name, docker, ensure_default_image, run, sparkbox, ClusterGuard};
+
+/// Runs `up` on `name` and sends it SIGINT when its plain progress prints a
+/// line containing `marker`; returns what it printed.
+fn interrupt_at(dir: &std::path::Path, name: &str, marker: &str) -> String {
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("sparkbox"))
+        .current_dir(dir)
+        .args(["--progress", "plain", "up", "--workers", "2", "-n", name])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("up starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut said = String::new();
+    let mut sent = false;
+    for line in BufReader::new(stderr).lines() {
+        let line = line.unwrap_or_default();
+        said.push_str(&line);
+        said.push('\n');
+        if !sent && line.contains(marker) {
+            let kill = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status()
+                .expect("kill runs");
+            assert!(kill.success());
+            sent = true;
+        }
+    }
+    let status = child.wait().expect("up ends");
+    assert!(sent, "up never printed {marker:?}:\n{said}");
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "interrupted at {marker:?}:\n{said}"
+    );
+    said
+}
+
+/// Open (found by this test, not fixed yet): the engine finishes a create
+/// whose client is gone, so the `up` right after the Ctrl-C may not see the
+/// object yet and make it again — a second network of the same name (then
+/// "network … is ambiguous" when a container starts, and a cleanup by name
+/// fails too), or a name conflict on a container, which only a further `up`
+/// adopts. Run it with `cargo test --release --test interrupt -- --ignored`.
+#[test]
+#[ignore = "open: an up right after Ctrl-C races the engine's unfinished create (see above)"]
+fn ctrl_c_at_three_points_of_up_then_up_finishes_the_cluster() {
+    let Some(_engine) = docker("ctrl_c_at_three_points_of_up_then_up_finishes_the_cluster") else {
+        return;
+    };
+    ensure_default_image();
+    let name = cluster_name("ctrlc");
+    let _guard = ClusterGuard::new(&name);
+    let work = tempfile::tempdir().expect("tempdir");
+    for marker in [
+        format!("create network {name}-net"),
+        format!("{name}-worker-2"),
+        "waiting for workers".to_string(),
+    ] {
+        let said = interrupt_at(work.path(), &name, &marker);
+        let hint = format!("`sparkbox --progress plain up --workers 2 -n {name}` finishes it");
+        assert!(said.contains(&hint), "interrupted at {marker:?}:\n{said}");
+        let (code, out, err) =
+            run(sparkbox()
+                .current_dir(work.path())
+                .args(["up", "--workers", "2", "-n", &name]));
+        assert_eq!(code, 0, "the up after Ctrl-C at {marker:?}:\n{out}\n{err}");
+        assert!(
+            out.contains("is ready") || out.contains("is up to date"),
+            "{out}"
+        );
+        let (code, out, err) = run(sparkbox().args(["status", "-n", &name]));
+        assert_eq!(
+            code, 0,
+            "not ready after Ctrl-C at {marker:?}:\n{out}\n{err}"
+        );
+        let (code, _, err) = run(sparkbox().args(["down", "-n", &name, "--volumes"]));
+        assert_eq!(code, 0, "{err}");
+    }
+}

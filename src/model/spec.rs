@@ -200,18 +200,12 @@ pub fn check_cluster_name(name: &str, from: Option<&str>) -> Result<()> {
 
 /// Parses a Spark memory size ("512m", "2g", "1536M") into MiB.
 pub fn parse_memory_mb(text: &str) -> Result<u64> {
-    parse_memory_from(text, "--memory")
-}
-
-/// [`parse_memory_mb`] for a size given by `from` ("--memory", or a file's
-/// "sparkbox.toml [cluster] memory =").
-pub fn parse_memory_from(text: &str, from: &str) -> Result<u64> {
     let t = text.trim().to_ascii_lowercase();
     let (digits, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
     let unit = unit.trim_end_matches('b');
     let bad = || {
         Error::InvalidInput(format!(
-            "{from} {text:?} is not a size — write it like Spark does: 512m, 1g, 2g"
+            "--memory {text:?} is not a size — write it like Spark does: 512m, 1g, 2g"
         ))
     };
     let n: u64 = digits.parse().map_err(|_| bad())?;
@@ -223,12 +217,12 @@ pub fn parse_memory_from(text: &str, from: &str) -> Result<u64> {
     };
     let mb = mb.ok_or_else(|| {
         Error::InvalidInput(format!(
-            "{from} {text} is more memory than any machine has — give a size like 2g"
+            "--memory {text} is more memory than any machine has — give a size like 2g"
         ))
     })?;
     if mb < 512 {
         return Err(Error::InvalidInput(format!(
-            "{from} {text} is too small for a Spark worker — give at least 512m"
+            "--memory {text} is too small for a Spark worker — give at least 512m"
         )));
     }
     Ok(mb)
@@ -245,14 +239,9 @@ pub fn format_memory_mb(mb: u64) -> String {
 
 /// Checks a worker count.
 pub fn validate_workers(workers: u32) -> Result<()> {
-    check_workers(workers, "--workers")
-}
-
-/// [`validate_workers`] for a count given by `from`.
-pub fn check_workers(workers: u32, from: &str) -> Result<()> {
     if workers == 0 || workers > MAX_WORKERS {
         return Err(Error::InvalidInput(format!(
-            "{from} {workers} is out of range — give 1 to {MAX_WORKERS}"
+            "--workers {workers} is out of range — give 1 to {MAX_WORKERS}"
         )));
     }
     Ok(())
@@ -260,14 +249,9 @@ pub fn check_workers(workers: u32, from: &str) -> Result<()> {
 
 /// Checks a per-worker core count.
 pub fn validate_cores(cores: u32) -> Result<()> {
-    check_cores(cores, "--cores")
-}
-
-/// [`validate_cores`] for a count given by `from`.
-pub fn check_cores(cores: u32, from: &str) -> Result<()> {
     if cores == 0 || cores > 256 {
         return Err(Error::InvalidInput(format!(
-            "{from} {cores} is out of range — give 1 to 256 cores per worker"
+            "--cores {cores} is out of range — give 1 to 256 cores per worker"
         )));
     }
     Ok(())

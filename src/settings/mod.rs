@@ -513,15 +513,16 @@ impl Settings {
                 other => other,
             }
         };
-        // Who gave a value, for its errors: the flag, the file's key, or
-        // the existing cluster's labels.
-        let from = |flag: bool, in_file: bool, flag_name: &str, section: &str, key: &str| {
-            if flag {
-                flag_name.to_string()
-            } else if in_file {
-                config.assign(section, key)
-            } else {
-                format!("the existing cluster's {flag_name}")
+        // A refusal worded for the flag, told of whoever gave the value:
+        // the flag as it is, the file by its key, or the existing cluster.
+        let blame = |flag: bool, file: bool, section: &str, key: &str, e: Error| -> Error {
+            match e {
+                _ if flag => e,
+                e if file => in_file(section, key, e),
+                Error::InvalidInput(m) => {
+                    Error::InvalidInput(format!("the existing cluster's {m}"))
+                }
+                other => other,
             }
         };
         let name = config.cluster_name(&args.name)?;
@@ -529,22 +530,20 @@ impl Settings {
             Some(w) => w,
             None => f.cluster.workers.or(rec.workers).unwrap_or(DEFAULT_WORKERS),
         };
-        // A [cluster] key and its flag share their name.
-        let from_cluster = |flag: bool, in_file: bool, key: &str| {
-            from(flag, in_file, &format!("--{key}"), "cluster", key)
-        };
-        let workers_from = from_cluster(
-            args.workers.is_some(),
-            f.cluster.workers.is_some(),
-            "workers",
-        );
-        spec::check_workers(workers, &workers_from)?;
+        spec::validate_workers(workers).map_err(|e| {
+            let file = f.cluster.workers.is_some();
+            blame(args.workers.is_some(), file, "cluster", "workers", e)
+        })?;
         let cores = args.cores.or(f.cluster.cores).or(rec.cores).unwrap_or(1);
-        let cores_from = from_cluster(args.cores.is_some(), f.cluster.cores.is_some(), "cores");
-        spec::check_cores(cores, &cores_from)?;
+        spec::validate_cores(cores).map_err(|e| {
+            let file = f.cluster.cores.is_some();
+            blame(args.cores.is_some(), file, "cluster", "cores", e)
+        })?;
         let memory_mb = match (&args.memory, &f.cluster.memory) {
             (Some(m), _) => spec::parse_memory_mb(m)?,
-            (None, Some(m)) => spec::parse_memory_from(m, &config.assign("cluster", "memory"))?,
+            (None, Some(m)) => {
+                spec::parse_memory_mb(m).map_err(|e| in_file("cluster", "memory", e))?
+            }
             (None, None) => match rec.memory_mb {
                 Some(mb) => mb,
                 None => spec::parse_memory_mb(DEFAULT_MEMORY)?,
@@ -648,11 +647,11 @@ impl Settings {
         ];
         for ((&(key, flag_name), flag), p) in PORT_KEYS.iter().zip(given).zip(chosen) {
             if p.port < 1024 {
-                return Err(Error::InvalidInput(format!(
-                    "{} {} is a privileged port — give one from 1024 to 65535",
-                    from(flag.is_some(), true, flag_name, "ports", key),
+                let e = Error::InvalidInput(format!(
+                    "{flag_name} {} is a privileged port — give one from 1024 to 65535",
                     p.port
-                )));
+                ));
+                return Err(blame(flag.is_some(), true, "ports", key, e));
             }
         }
         let jupyter_token = f.jupyter.token.clone();
@@ -668,14 +667,13 @@ impl Settings {
             }
         }
         if let Some(c) = f.apps.cores {
-            spec::check_cores(c, &config.assign("apps", "cores"))?;
+            spec::validate_cores(c).map_err(|e| in_file("apps", "cores", e))?;
         }
         let rec_apps = rec.apps.clone().unwrap_or_default();
         let executor_memory_mb = match &f.apps.executor_memory {
-            Some(m) => Some(spec::parse_memory_from(
-                m,
-                &config.assign("apps", "executor_memory"),
-            )?),
+            Some(m) => {
+                Some(spec::parse_memory_mb(m).map_err(|e| in_file("apps", "executor_memory", e))?)
+            }
             None => rec_apps.executor_memory_mb,
         };
         if let Some(mb) = executor_memory_mb {
@@ -774,16 +772,11 @@ impl Settings {
             .or_else(|| rec.bind.clone())
             .unwrap_or_else(|| "127.0.0.1".to_string());
         if bind.parse::<std::net::IpAddr>().is_err() {
-            let given = if args.bind.is_some() {
-                "--bind".to_string()
-            } else if f.cluster.bind.is_some() {
-                config.assign("cluster", "bind")
-            } else {
-                format!("the existing cluster {name}'s address")
-            };
-            return Err(Error::InvalidInput(format!(
-                "{given} {bind:?} is not an IP address — give one of this machine's addresses, 0.0.0.0 for all, or leave it out for 127.0.0.1"
-            )));
+            let e = Error::InvalidInput(format!(
+                "--bind {bind:?} is not an IP address — give one of this machine's addresses, 0.0.0.0 for all, or leave it out for 127.0.0.1"
+            ));
+            let file = f.cluster.bind.is_some();
+            return Err(blame(args.bind.is_some(), file, "cluster", "bind", e));
         }
         let students = args
             .students
@@ -791,17 +784,18 @@ impl Settings {
             .or(rec.students)
             .unwrap_or(0);
         if students > spec::MAX_STUDENTS {
-            return Err(Error::InvalidInput(format!(
-                "{} {students} is out of range — give 1 to {}",
-                from(
-                    args.students.is_some(),
-                    f.classroom.students.is_some(),
-                    "--students",
-                    "classroom",
-                    "students"
-                ),
+            let e = Error::InvalidInput(format!(
+                "--students {students} is out of range — give 1 to {}",
                 spec::MAX_STUDENTS
-            )));
+            ));
+            let file = f.classroom.students.is_some();
+            return Err(blame(
+                args.students.is_some(),
+                file,
+                "classroom",
+                "students",
+                e,
+            ));
         }
         if students > 0 && jupyter_token.is_some() {
             let students_from = if args.students.is_none() && f.classroom.students.is_none() {

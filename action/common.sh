@@ -14,9 +14,10 @@ sbx() {
 # The flags that choose the image, for `image tag` and `up` alike.
 image_flags=()
 if [ -n "$SPARKBOX_SPARK_VERSION" ]; then image_flags+=(--spark-version "$SPARKBOX_SPARK_VERSION"); fi
-# The file in the image cache for these settings' image.
-cached_image() {
+# These settings' image: sets image_state (present or missing on the
+# engine) and cached (its file in the image cache), with one `image tag`.
+read_image() {
     local tag
-    read -r tag _ < <(sbx image tag "${image_flags[@]}") || return 1
-    printf '%s/%s.sbximage\n' "$SPARKBOX_IMAGE_CACHE" "$(printf '%s' "$tag" | tr '/:' '__')"
+    read -r tag image_state < <(sbx image tag "${image_flags[@]}") || return 1
+    cached="$SPARKBOX_IMAGE_CACHE/$(printf '%s' "$tag" | tr '/:' '__').sbximage"
 }

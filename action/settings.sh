@@ -13,5 +13,5 @@ set -euo pipefail
     printf 'SPARKBOX_BUNDLE=%q\n' "$RUNNER_TEMP/sparkbox-bundle"
 } > "$RUNNER_TEMP/sparkbox-action.env"
 . "$(dirname "$0")/common.sh"
-file=$(cached_image)
-echo "key=$(basename "$file" .sbximage)" >> "${GITHUB_OUTPUT:?GITHUB_OUTPUT is not set}"
+read_image
+echo "key=$(basename "$cached" .sbximage)" >> "${GITHUB_OUTPUT:?GITHUB_OUTPUT is not set}"

@@ -4,9 +4,8 @@
 # nothing), and the cluster's URLs as outputs (GITHUB_OUTPUT).
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
-cached=$(cached_image)
-read -r _ state < <(sbx image tag "${image_flags[@]}")
-if [ "$state" = missing ] && [ -f "$cached" ]; then
+read_image
+if [ "$image_state" = missing ] && [ -f "$cached" ]; then
     echo "loading the image from the cache"
     sbx image load "$cached"
 fi

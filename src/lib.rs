@@ -15,6 +15,7 @@ pub mod commands;
 pub mod engine;
 pub mod error;
 pub mod image;
+pub mod interrupt;
 pub mod lock;
 pub mod model;
 pub mod ops;

@@ -17,7 +17,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("image", &["engine", "error", "model", "progress"]),
     ("settings", &["cli", "error", "image", "model"]),
     ("lock", &["error", "progress"]),
-    ("plan", &["engine", "error", "image", "model", "progress"]),
+    ("interrupt", &["error"]),
+    (
+        "plan",
+        &["engine", "error", "image", "interrupt", "model", "progress"],
+    ),
     (
         "ops",
         &[
@@ -27,7 +31,16 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "commands",
         &[
-            "cli", "engine", "error", "image", "lock", "model", "ops", "plan", "progress",
+            "cli",
+            "engine",
+            "error",
+            "image",
+            "interrupt",
+            "lock",
+            "model",
+            "ops",
+            "plan",
+            "progress",
             "settings",
         ],
     ),

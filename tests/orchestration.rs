@@ -501,6 +501,27 @@ async fn a_container_gone_before_its_start_fails_as_gone_then_up_heals() {
 }
 
 #[tokio::test]
+async fn a_create_an_interrupted_up_left_in_flight_is_adopted() {
+    // Ctrl-C during an up: the engine finishes the worker's create after the
+    // client is gone, and the next up, which looked before that, creates it
+    // again — the 409 is its own container, made from these settings.
+    let lab = Lab::new("late");
+    let w2 = lab.names().worker(2);
+    lab.engine.late_create(&w2);
+    lab.up(&lab.args(Some(2)))
+        .await
+        .expect("the late create is adopted");
+    lab.assert_ready(2).await;
+    let creates = lab
+        .engine
+        .calls()
+        .into_iter()
+        .filter(|c| c.starts_with("create_container") && c.ends_with(&w2))
+        .count();
+    assert_eq!(creates, 1, "{:?}", lab.engine.calls());
+}
+
+#[tokio::test]
 async fn a_foreign_container_with_a_wanted_name_is_a_name_conflict() {
     let lab = Lab::new("conflict");
     let w2 = lab.names().worker(2);

@@ -108,14 +108,28 @@ pub async fn run(cli: Cli) -> Result<()> {
         return dispatch(cli, &config, &progress).await;
     }
     let hint = interrupt_hint(&cli.command, &config);
+    let work = dispatch(cli, &config, &progress);
+    tokio::pin!(work);
     tokio::select! {
-        result = dispatch(cli, &config, &progress) => result,
+        result = &mut work => result,
         _ = tokio::signal::ctrl_c() => {
+            // The changes already sent finish (the command goes on only
+            // until they have), so the engine holds what the next `up`
+            // sees; a second Ctrl-C does not wait.
+            crate::interrupt::request_stop();
+            tokio::select! {
+                _ = &mut work => {}
+                _ = crate::interrupt::settled(INTERRUPT_PATIENCE) => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
             progress.finish();
             Err(Error::Interrupted(hint))
         }
     }
 }
+
+/// How long Ctrl-C waits for the engine to finish the changes under way.
+const INTERRUPT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 
 async fn dispatch(cli: Cli, cfg: &Config, progress: &Progress) -> Result<()> {
     // The one place an engine is reached; each command asks for it once its

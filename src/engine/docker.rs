@@ -176,6 +176,101 @@ impl DockerEngine {
         }
     }
 
+    /// The networks the engine lists with `filters`.
+    async fn network_list(
+        &self,
+        filters: HashMap<String, Vec<String>>,
+    ) -> Result<Vec<bollard::models::Network>> {
+        let options = ListNetworksOptionsBuilder::new().filters(&filters).build();
+        self.docker
+            .list_networks(Some(options))
+            .await
+            .map_err(|e| engine_error("list networks", "the network list", e))
+    }
+
+    /// The networks named exactly `name`, oldest first: (ID, creation
+    /// time, the cluster its label names).
+    async fn networks_named(&self, name: &str) -> Result<Vec<(String, String, Option<String>)>> {
+        let list = self
+            .network_list(HashMap::from([(
+                "name".to_string(),
+                vec![name.to_string()],
+            )]))
+            .await?;
+        // The engine's name filter matches parts of names too.
+        let mut same: Vec<(String, String, Option<String>)> = list
+            .into_iter()
+            .filter(|n| n.name.as_deref() == Some(name))
+            .filter_map(|n| {
+                let cluster = n
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(labels::CLUSTER).cloned());
+                Some((
+                    n.id?,
+                    n.created.map(|c| c.to_string()).unwrap_or_default(),
+                    cluster,
+                ))
+            })
+            .collect();
+        same.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        Ok(same)
+    }
+
+    /// After creating the network `id` named `name` for `cluster`: an engine
+    /// that allows two networks of one name (API 1.41 and before) may now
+    /// hold two — a create whose client was interrupted finishes after the
+    /// next `up` looked — and a container joining by name would then find it
+    /// ambiguous. The cluster keeps the oldest of its own; one of the same
+    /// name that is not the cluster's is a name conflict, and the new one
+    /// goes again.
+    async fn one_network_named(&self, name: &str, id: &str, cluster: Option<&str>) -> Result<()> {
+        let same = self.networks_named(name).await?;
+        if same.len() <= 1 {
+            return Ok(());
+        }
+        if same.iter().any(|(_, _, c)| c.as_deref() != cluster) {
+            self.remove_network_patiently(id, name).await?;
+            return Err(Error::name_conflict(
+                format!("create network {name}"),
+                "network",
+                name,
+                "a network of that name that is not this cluster's exists".to_string(),
+            ));
+        }
+        for (extra, _, _) in same.iter().skip(1) {
+            self.remove_network_patiently(extra, name).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes the network `reference` (a name or an ID) of the network
+    /// `name`; a missing one is not an error. On a swarm the tasks of
+    /// services just removed leave the overlay network a moment later ("in
+    /// use by task"): waited for, bounded.
+    async fn remove_network_patiently(&self, reference: &str, name: &str) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + NETWORK_RELEASE_PATIENCE;
+        loop {
+            match self.docker.remove_network(reference).await {
+                Ok(()) => return Ok(()),
+                Err(e) if is_not_found(&e) => return Ok(()),
+                Err(e)
+                    if e.to_string().contains("in use by task")
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => {
+                    return Err(engine_error(
+                        format!("remove network {name}"),
+                        format!("the network {name}"),
+                        e,
+                    ))
+                }
+            }
+        }
+    }
+
     /// True when `name` is a service of this swarm manager.
     async fn is_service(&self, name: &str) -> Result<Option<bollard::models::Service>> {
         if self.swarm.manager_node.is_none() {
@@ -600,14 +695,7 @@ impl Engine for DockerEngine {
     }
 
     async fn networks(&self, labels: &[(&str, &str)]) -> Result<Vec<String>> {
-        let options = ListNetworksOptionsBuilder::new()
-            .filters(&label_filter(labels))
-            .build();
-        let list = self
-            .docker
-            .list_networks(Some(options))
-            .await
-            .map_err(|e| engine_error("list networks", "the network list", e))?;
+        let list = self.network_list(label_filter(labels)).await?;
         Ok(list.into_iter().filter_map(|n| n.name).collect())
     }
 
@@ -629,6 +717,7 @@ impl Engine for DockerEngine {
     }
 
     async fn create_network(&self, name: &str, labels: HashMap<String, String>) -> Result<()> {
+        let cluster = labels.get(labels::CLUSTER).cloned();
         // A swarm cluster's network spans its nodes: an overlay that the
         // services and one-off containers (attachable) join.
         let swarm = super::swarm::is_swarm(&labels);
@@ -640,36 +729,26 @@ impl Engine for DockerEngine {
             labels: Some(labels),
             ..Default::default()
         };
-        self.docker
+        let created = self
+            .docker
             .create_network(request)
             .await
-            .map(|_| ())
-            .map_err(|e| create_error("network", name, e))
+            .map_err(|e| create_error("network", name, e))?;
+        self.one_network_named(name, &created.id, cluster.as_deref())
+            .await
     }
 
     async fn remove_network(&self, name: &str) -> Result<()> {
-        // On a swarm the tasks of services just removed leave the overlay
-        // network a moment later ("in use by task"): waited for, bounded.
-        let deadline = tokio::time::Instant::now() + NETWORK_RELEASE_PATIENCE;
-        loop {
-            match self.docker.remove_network(name).await {
-                Ok(()) => return Ok(()),
-                Err(e) if is_not_found(&e) => return Ok(()),
-                Err(e)
-                    if e.to_string().contains("in use by task")
-                        && tokio::time::Instant::now() < deadline =>
-                {
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-                Err(e) => {
-                    return Err(engine_error(
-                        format!("remove network {name}"),
-                        format!("the network {name}"),
-                        e,
-                    ))
-                }
+        // Several networks of one name (an engine that allows it, after a
+        // create raced another): the name is ambiguous, each goes by its ID.
+        let same = self.networks_named(name).await?;
+        if same.len() > 1 {
+            for (id, _, _) in same {
+                self.remove_network_patiently(&id, name).await?;
             }
+            return Ok(());
         }
+        self.remove_network_patiently(name, name).await
     }
 
     async fn create_volume(&self, name: &str, labels: HashMap<String, String>) -> Result<()> {
@@ -722,10 +801,14 @@ impl Engine for DockerEngine {
         if let Some(service) = self.is_service(name).await? {
             return super::swarm::set_replicas(&self.docker, &service, 1).await;
         }
-        self.docker
-            .start_container(name, None)
-            .await
-            .map_err(|e| {
+        // 304: it runs already (a container adopted from an earlier `up`).
+        match self.docker.start_container(name, None).await {
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            other => other,
+        }
+        .map_err(|e| {
                 let detail = error_chain(&e);
                 if detail.contains("port is already allocated") || detail.contains("address already in use") {
                     Error::PortTaken(format!(

@@ -374,6 +374,9 @@ struct State {
     mutations: u32,
     pause_at: Option<u32>,
     frozen: bool,
+    /// Containers whose next create lands twice: an earlier, interrupted
+    /// create of the same spec finishes just before it.
+    late_creates: Vec<String>,
 }
 
 impl State {
@@ -741,6 +744,45 @@ impl FakeEngine {
         }
     }
 
+    /// Makes the container of `spec` (created, not started) and returns its ID.
+    fn insert_container(&self, spec: &ContainerSpec, action: &str) -> Result<String> {
+        let action = action.to_string();
+        let mut st = self.st();
+        // The engine's 404 on create names what the container needs.
+        let image_id = st.image_id_of(&spec.image).ok_or_else(|| Error::Engine {
+            action: action.clone(),
+            detail: format!("No such image: {}", spec.image),
+        })?;
+        if !spec.network.is_empty() && !st.networks.contains_key(&spec.network) {
+            return Err(Error::Engine {
+                action,
+                detail: format!("network {} not found", spec.network),
+            });
+        }
+        for volume in volumes_of(spec) {
+            st.volumes.entry(volume.to_string()).or_default();
+        }
+        let id = st.new_id(&spec.name);
+        let created_at = st.tick();
+        st.containers.insert(
+            spec.name.clone(),
+            FakeContainer {
+                id: id.clone(),
+                spec: spec.clone(),
+                image_id,
+                state: RunState::Created,
+                start_count: 0,
+                started_at: 0,
+                created_at,
+                unhealthy: false,
+                version_overrides: BTreeMap::new(),
+                keep_running: false,
+                log: Vec::new(),
+            },
+        );
+        Ok(id)
+    }
+
     // ---- test hooks -------------------------------------------------------
 
     /// The `n`-th (1-based) call of kind `call` from now fails with `error`.
@@ -778,6 +820,14 @@ impl FakeEngine {
             skip: 0,
             effect: Effect::Vanish(victim.to_string()),
         });
+    }
+
+    /// The next create of the container `name` finds that an earlier create
+    /// of the very same spec — one whose client was interrupted — landed just
+    /// before it: the container is made (not started) and the create itself
+    /// gets the engine's 409, as it does from a real engine.
+    pub fn late_create(&self, name: &str) {
+        self.st().late_creates.push(name.to_string());
     }
 
     /// Every call fails with [`Error::DockerUnreachable`] while `off`.
@@ -1807,7 +1857,15 @@ impl Engine for FakeEngine {
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
         self.gate(Call::CreateContainer, &spec.name).await?;
         let action = format!("create container {}", spec.name);
-        let mut st = self.st();
+        let late = {
+            let mut st = self.st();
+            let found = st.late_creates.iter().position(|n| n == &spec.name);
+            found.map(|i| st.late_creates.remove(i)).is_some()
+        };
+        if late {
+            self.insert_container(spec, &action)?;
+        }
+        let st = self.st();
         if let Some(existing) = st.containers.get(&spec.name) {
             let detail = format!(
                 "Conflict. The container name \"/{}\" is already in use by container \"{}\"",
@@ -1820,39 +1878,8 @@ impl Engine for FakeEngine {
                 detail,
             ));
         }
-        // The engine's 404 on create names what the container needs.
-        let image_id = st.image_id_of(&spec.image).ok_or_else(|| Error::Engine {
-            action: action.clone(),
-            detail: format!("No such image: {}", spec.image),
-        })?;
-        if !spec.network.is_empty() && !st.networks.contains_key(&spec.network) {
-            return Err(Error::Engine {
-                action,
-                detail: format!("network {} not found", spec.network),
-            });
-        }
-        for volume in volumes_of(spec) {
-            st.volumes.entry(volume.to_string()).or_default();
-        }
-        let id = st.new_id(&spec.name);
-        let created_at = st.tick();
-        st.containers.insert(
-            spec.name.clone(),
-            FakeContainer {
-                id: id.clone(),
-                spec: spec.clone(),
-                image_id,
-                state: RunState::Created,
-                start_count: 0,
-                started_at: 0,
-                created_at,
-                unhealthy: false,
-                version_overrides: BTreeMap::new(),
-                keep_running: false,
-                log: Vec::new(),
-            },
-        );
-        Ok(id)
+        drop(st);
+        self.insert_container(spec, &action)
     }
 
     fn port_free(&self, address: &str, port: u16) -> bool {

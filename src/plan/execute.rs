@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::try_join_all;
 
 use crate::engine::{Engine, HostPathUse};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::image::{self, BuildSettings};
 use crate::model::labels;
 use crate::model::recipe::ImageRecipe;
@@ -134,6 +134,30 @@ async fn check_host_paths<E: Engine>(
         .await
 }
 
+/// Whether the container in the way of creating `spec` is the one an
+/// earlier `up` asked for — interrupted, it did not see the engine finish
+/// the create, and the `up` after it looked too early to see the container:
+/// then it is this cluster's, of this role and index, made from these very
+/// settings, and is adopted as made (started if need be). Anything else
+/// stays a name conflict.
+async fn made_by_an_earlier_up<E: Engine>(
+    engine: &E,
+    cluster: &str,
+    spec: &crate::engine::ContainerSpec,
+) -> Result<bool> {
+    let same = |key: &str, c: &crate::engine::ContainerState| {
+        spec.labels.contains_key(key) && c.labels.get(key) == spec.labels.get(key)
+    };
+    let theirs = engine.containers(&[(labels::CLUSTER, cluster)]).await?;
+    Ok(theirs.iter().any(|c| {
+        c.name == spec.name
+            && [labels::CLUSTER, labels::ROLE, labels::CONFIG_HASH]
+                .iter()
+                .all(|key| same(key, c))
+            && c.labels.get(labels::INDEX) == spec.labels.get(labels::INDEX)
+    }))
+}
+
 async fn run_step<E: Engine>(
     engine: &E,
     step: &Step,
@@ -142,6 +166,11 @@ async fn run_step<E: Engine>(
     progress: &Progress,
 ) -> Result<()> {
     tracing::info!("{step}");
+    // Not the build: Ctrl-C stops it at once.
+    let _change = match &step.action {
+        Action::BuildImage(_) => None,
+        _ => Some(crate::interrupt::begin_change()?),
+    };
     match &step.action {
         Action::BuildImage(_) => {
             image::ensure_image(engine, ctx.recipe, ctx.settings, progress).await?;
@@ -164,7 +193,15 @@ async fn run_step<E: Engine>(
             if let Some(stamp) = stamps.get(&spec.image) {
                 spec.labels.extend(stamp.clone());
             }
-            engine.create_container(&spec).await?;
+            match engine.create_container(&spec).await {
+                Ok(_) => {}
+                Err(e @ Error::NameConflict { .. }) => {
+                    if !made_by_an_earlier_up(engine, ctx.cluster, &spec).await? {
+                        return Err(e);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
             engine.start_container(&spec.name).await?;
         }
         Action::StartContainer(name) => engine.start_container(name).await?,

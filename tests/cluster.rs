@@ -779,34 +779,15 @@ fn check_confinement(engine: &sparkbox::engine::docker::DockerEngine, cluster: &
             "{}",
             c.name
         );
-        // pid uid effective-capabilities name, for every process.
-        let (code, out, err) = exec_as(
-            &c.name,
-            "spark",
-            &[
-                "sh",
-                "-c",
-                "for s in /proc/[0-9]*/status; do awk '/^Name:/{n=$2} /^Pid:/{p=$2} /^Uid:/{u=$3} /^CapEff:/{e=$2} END{print p, u, e, n}' \"$s\" 2>/dev/null; done",
-            ],
-        );
-        assert_eq!(code, 0, "{}: {err}", c.name);
-        let processes: Vec<Vec<&str>> = out.lines().map(|l| l.split(' ').collect()).collect();
-        assert!(processes.len() >= 2, "{}: {out}", c.name);
+        let processes = common::processes(&c.name);
+        assert!(processes.len() >= 2, "{}: {processes:?}", c.name);
         for p in &processes {
-            let [pid, uid, cap_eff, comm] = p[..] else {
-                panic!("{}: unreadable line {p:?} in\n{out}", c.name)
-            };
-            if pid == "1" {
-                assert_eq!(comm, "tini", "{}: PID 1 is not the init:\n{out}", c.name);
+            if p.pid == 1 {
+                assert_eq!(p.name, "tini", "{}: PID 1 is not the init", c.name);
                 continue;
             }
-            assert_ne!(uid, "0", "{}: a process runs as root:\n{out}", c.name);
-            assert_eq!(
-                u64::from_str_radix(cap_eff, 16).ok(),
-                Some(0),
-                "{}: a process holds capabilities:\n{out}",
-                c.name
-            );
+            assert_ne!(p.uid, 0, "{}: a process runs as root: {p:?}", c.name);
+            assert_eq!(p.caps, 0, "{}: a process holds capabilities: {p:?}", c.name);
         }
     }
 }

@@ -7,6 +7,13 @@
 //!   and finishes (standalone mode without recovery: it is not told, and is
 //!   not listed by the new master); `up` starts the master again, the workers
 //!   register again and the next job runs;
+//! - a data directory owned by root: no service runs as root anyway (each
+//!   as `spark`, uid 1000, with DAC_OVERRIDE alone), executors and the
+//!   driver write to it, and root uses what they wrote;
+//! - the data directory's disk full while the executors write to it (a
+//!   48 MiB tmpfs): the job fails with "No space left on device", the
+//!   cluster stays ready, the files there before are intact, and once space
+//!   is freed the next job runs;
 //! - the Jupyter server killed: the notebooks volume and the data directory
 //!   keep everything; `up` starts Jupyter again alone;
 //! - an executor's Python worker taking more memory than the worker's
@@ -14,8 +21,9 @@
 //!   fails with Spark's own message; the cluster stays up and the next job
 //!   runs.
 //!
-//! (The engine restarted is tests/restart.rs; two `up`s at once and Ctrl-C
-//! during `up` are tests/clusters.rs and tests/orchestration.rs.)
+//! (The engine restarted is tests/restart.rs; the engine's disk full during
+//! a build tests/disk_full.rs; two `up`s at once and Ctrl-C during `up` are
+//! tests/clusters.rs, tests/interrupt.rs and tests/orchestration.rs.)
 
 mod common;
 
@@ -46,6 +54,143 @@ const GREEDY_JOB: &str = "from pyspark.sql import SparkSession\n\
 spark = SparkSession.builder.appName('sbx-greedy').config('spark.task.maxFailures', '2').getOrCreate()\n\
 def eat(x):\n    b = bytearray(4 << 30)\n    b[::4096] = b'x' * len(b[::4096])\n    return len(b)\n\
 print('sum', spark.sparkContext.parallelize(range(2), 2).map(eat).sum(), flush=True)\n";
+
+/// Executors and the driver write to /data: a directory owned by root.
+const WRITING_JOB: &str = "from pyspark.sql import SparkSession\n\
+spark = SparkSession.builder.appName('sbx-write').getOrCreate()\n\
+spark.range(100).repartition(4).write.mode('overwrite').csv('/data/by-executors')\n\
+open('/data/by-driver.txt', 'w').write('driver')\n\
+print('written', flush=True)\n\
+spark.stop()\n";
+
+/// The data directory is root's (the tests run as root, and made it): no
+/// service process runs as root anyway. Each runs as the image's `spark`
+/// (uid 1000) holding DAC_OVERRIDE alone, so executors and notebooks write
+/// to /data, and what they write there is root's to use on the host.
+fn root_owned_data(name: &str, data: &std::path::Path) {
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(data).expect("data dir").uid(), 0);
+    const DAC_OVERRIDE: u64 = 1 << 1;
+    let engine = block_on(sparkbox::engine::docker::DockerEngine::connect()).expect("engine");
+    let containers = block_on(engine.containers(&[(sparkbox::model::labels::CLUSTER, name)]))
+        .expect("containers");
+    assert!(containers.len() >= 4, "{containers:?}");
+    for c in &containers {
+        let processes = common::processes(&c.name);
+        let services: Vec<_> = processes
+            .iter()
+            .filter(|p| p.pid != 1 && !["sh", "awk"].contains(&p.name.as_str()))
+            .collect();
+        assert!(!services.is_empty(), "{}: {processes:?}", c.name);
+        for p in processes.iter().filter(|p| p.pid != 1) {
+            assert_eq!(p.uid, 1000, "{}: {p:?}", c.name);
+        }
+        for p in &services {
+            assert_eq!(p.caps, DAC_OVERRIDE, "{}: {p:?}", c.name);
+        }
+    }
+    let (ok, out, err) = finish(job(name, WRITING_JOB));
+    assert!(
+        ok && out.contains("written"),
+        "writing to /data:\n{out}\n{err}"
+    );
+    let driver = data.join("by-driver.txt");
+    assert_eq!(
+        std::fs::metadata(&driver).expect("by-driver.txt").uid(),
+        1000
+    );
+    assert_eq!(
+        std::fs::read_to_string(&driver).unwrap_or_default(),
+        "driver"
+    );
+    let parts: Vec<_> = std::fs::read_dir(data.join("by-executors"))
+        .expect("the executors' output")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("part-"))
+        .collect();
+    assert!(!parts.is_empty(), "no part files");
+    for part in &parts {
+        assert_eq!(part.metadata().expect("a part").uid(), 1000);
+    }
+    std::fs::remove_dir_all(data.join("by-executors")).expect("root removes them");
+    std::fs::remove_file(driver).expect("root removes it");
+}
+
+/// The data directory's disk: a size-limited tmpfs of the test's own.
+const DATA_DISK_MB: u32 = 48;
+
+/// A tmpfs of `megabytes` mounted on a directory (root's, mode 0755),
+/// unmounted on drop.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &std::path::Path, megabytes: u32) -> SmallDisk {
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("size={megabytes}m,mode=0755"))
+            .arg("sbx-data-disk")
+            .arg(dir)
+            .status()
+            .expect("mount runs");
+        assert!(
+            status.success(),
+            "cannot mount a tmpfs on {}",
+            dir.display()
+        );
+        SmallDisk(dir.to_path_buf())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Far more than the data disk holds, written by the executors.
+const FILLING_JOB: &str = "from pyspark.sql import SparkSession\n\
+spark = SparkSession.builder.appName('sbx-fill').config('spark.task.maxFailures', '2').getOrCreate()\n\
+spark.range(0, 8000000, 1, 4).selectExpr('uuid() as u', 'id').write.mode('overwrite').csv('/data/big')\n\
+print('written', flush=True)\n";
+
+/// The data directory's disk full while a job writes to /data: the job
+/// fails with the system's own words, the cluster stays ready, what was
+/// there before is intact, and once space is freed the next job runs.
+fn data_disk_full(name: &str, data: &std::path::Path) {
+    std::fs::write(data.join("before.txt"), "before").expect("a file before");
+    let (ok, out, err) = finish(job(name, FILLING_JOB));
+    assert!(!ok, "filling the data disk succeeded:\n{out}\n{err}");
+    assert!(
+        err.contains("No space left on device"),
+        "the failed job does not say the disk is full:\n{}",
+        err.chars()
+            .rev()
+            .take(3000)
+            .collect::<String>()
+            .chars()
+            .rev()
+            .collect::<String>()
+    );
+    if let Some(line) = err.lines().find(|l| l.contains("No space left on device")) {
+        eprintln!(
+            "the data disk full: {}",
+            line.chars().take(300).collect::<String>()
+        );
+    }
+    let (code, out, err) = run(sparkbox().args(["status", "-n", name]));
+    assert_eq!(code, 0, "not ready with its data disk full:\n{out}\n{err}");
+    assert_eq!(
+        std::fs::read_to_string(data.join("before.txt")).unwrap_or_default(),
+        "before"
+    );
+    std::fs::remove_dir_all(data.join("big")).expect("root frees the space");
+    std::fs::remove_file(data.join("before.txt")).expect("and removes its file");
+    let (ok, out, err) = finish(job(name, QUICK_JOB));
+    assert!(
+        ok && out.contains("sum 4950"),
+        "a job after the disk was freed:\n{out}\n{err}"
+    );
+}
 
 fn job(name: &str, code: &str) -> Child {
     Command::new(assert_cmd::cargo::cargo_bin("sparkbox"))
@@ -159,14 +304,20 @@ fn faults_on_a_running_cluster_have_their_outcomes() {
     };
     ensure_default_image();
     let name = cluster_name("faults");
-    let _guard = ClusterGuard::new(&name);
+    // Dropped in reverse: the cluster goes, then the data disk, then its
+    // directory.
     let work = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir(work.path().join("data")).expect("data dir");
+    let data = work.path().join("data");
+    std::fs::create_dir(&data).expect("data dir");
+    let _disk = SmallDisk::mount(&data, DATA_DISK_MB);
+    let _guard = ClusterGuard::new(&name);
     let up = ["up", "--workers", "2", "--timeout", "240", "-n"];
     let (code, out, err) = run(sparkbox().current_dir(work.path()).args(up).arg(&name));
     assert_eq!(code, 0, "up:\n{out}\n{err}");
     let master = format!("{name}-master");
     let jupyter = format!("{name}-jupyter");
+    root_owned_data(&name, &data);
+    data_disk_full(&name, &data);
 
     // A worker killed mid-job.
     let running = job(&name, SLOW_JOB);
@@ -205,11 +356,17 @@ fn faults_on_a_running_cluster_have_their_outcomes() {
     );
 
     // The Jupyter server killed: notebooks and data stay.
-    let (code, _, err) = common::exec_as(
-        &jupyter,
-        "spark",
-        &["sh", "-c", "echo '{\"cells\": []}' > /home/spark/notebooks/kept.ipynb && echo kept > /data/kept.txt"],
-    );
+    let (code, _, err) = run(sparkbox().args([
+        "exec",
+        "-T",
+        "-n",
+        &name,
+        "jupyter",
+        "--",
+        "sh",
+        "-c",
+        "echo '{\"cells\": []}' > /home/spark/notebooks/kept.ipynb && echo kept > /data/kept.txt",
+    ]));
     assert_eq!(code, 0, "{err}");
     kill(&engine, &jupyter);
     up_heals_only(&engine, &name, &jupyter, work.path());

@@ -7,6 +7,7 @@ use std::io::IsTerminal;
 use crate::cli::{ExecArgs, ShellArgs, SubmitArgs};
 use crate::engine::{Connection, ExecRequest};
 use crate::error::Result;
+use crate::model::contract::IMAGE_USER;
 use crate::ops::exec::{self, Submission};
 use crate::progress::Progress;
 
@@ -18,28 +19,24 @@ fn terminal_on_both_ends() -> bool {
 /// `sparkbox exec TARGET -- CMD…`.
 pub async fn exec(conn: &Connection, args: ExecArgs, cluster: &str) -> Result<()> {
     let engine = conn.engine().await?;
-    let container = exec::find_container(&engine, cluster, &args.target)
-        .await?
-        .name;
+    let container = exec::find_container(&engine, cluster, &args.target).await?;
     let tty = !args.no_tty && terminal_on_both_ends();
     let request = ExecRequest {
         command: args.command,
         // Containers start as root only to hand `spark` the host user's uid.
-        user: Some(args.user.unwrap_or_else(|| "spark".to_string())),
+        user: Some(args.user.unwrap_or_else(|| IMAGE_USER.to_string())),
         env: Vec::new(),
         tty,
         // A terminal is attached only with a TTY; a pipe or file always is.
         stdin: tty || !std::io::stdin().is_terminal(),
     };
-    exec::run_attached(&engine, &container, &request).await
+    exec::run_attached(&engine, &container, request).await
 }
 
 /// `sparkbox shell`: pyspark in the Jupyter container, which is the driver.
 pub async fn shell(conn: &Connection, args: ShellArgs, cluster: &str) -> Result<()> {
     let engine = conn.engine().await?;
-    let container = exec::find_container(&engine, cluster, "jupyter")
-        .await?
-        .name;
+    let container = exec::find_container(&engine, cluster, "jupyter").await?;
     let tty = terminal_on_both_ends();
     let mut command = vec!["pyspark".to_string()];
     command.extend(args.args);
@@ -52,12 +49,12 @@ pub async fn shell(conn: &Connection, args: ShellArgs, cluster: &str) -> Result<
     }
     let request = ExecRequest {
         command,
-        user: Some("spark".to_string()),
+        user: Some(IMAGE_USER.to_string()),
         env,
         tty,
         stdin: true,
     };
-    exec::run_attached(&engine, &container, &request).await
+    exec::run_attached(&engine, &container, request).await
 }
 
 /// `sparkbox submit APP.py [ARGS…]`: copies the application (and its

@@ -137,6 +137,12 @@ impl DockerEngine {
             host,
             server_version: version.version.clone().unwrap_or_else(|| "unknown".into()),
             api_version: docker.client_version().to_string(),
+            // Podman names itself among the version's components.
+            podman: version
+                .components
+                .iter()
+                .flatten()
+                .any(|c| c.name.to_ascii_lowercase().contains("podman")),
         };
         tracing::debug!(?info, "connected to the engine");
         let swarm = super::swarm::role_of(&docker).await;
@@ -305,17 +311,19 @@ impl LineSplitter {
 }
 
 fn parse_build_line(line: String) -> BuildEvent {
-    // The classic builder prints "Step 3/12 : RUN …".
-    if let Some(rest) = line.strip_prefix("Step ") {
-        if let Some((counts, text)) = rest.split_once(" : ") {
-            if let Some((n, total)) = counts.split_once('/') {
-                if let (Ok(n), Ok(total)) = (n.trim().parse(), total.trim().parse()) {
-                    return BuildEvent::Step {
-                        n,
-                        total,
-                        text: text.to_string(),
-                    };
-                }
+    // The classic builder prints "Step 3/12 : RUN …", Podman's (buildah)
+    // "STEP 3/12: RUN …".
+    let rest = line
+        .strip_prefix("Step ")
+        .or_else(|| line.strip_prefix("STEP "));
+    if let Some((counts, text)) = rest.and_then(|r| r.split_once(':')) {
+        if let Some((n, total)) = counts.split_once('/') {
+            if let (Ok(n), Ok(total)) = (n.trim().parse(), total.trim().parse()) {
+                return BuildEvent::Step {
+                    n,
+                    total,
+                    text: text.trim_start().to_string(),
+                };
             }
         }
     }
@@ -1646,6 +1654,33 @@ mod tests {
             },
         );
         assert!(matches!(e, Error::DiskFull { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn podman_step_lines_are_steps_too() {
+        let mut s = LineSplitter::default();
+        let mut out = Vec::new();
+        s.push(
+            "STEP 1/12: FROM debian:bookworm-slim\nSTEP 2/12: ARG SPARK=4.3.0\n--> 3b1c\nSTEP x: no\n",
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            vec![
+                BuildEvent::Step {
+                    n: 1,
+                    total: 12,
+                    text: "FROM debian:bookworm-slim".into()
+                },
+                BuildEvent::Step {
+                    n: 2,
+                    total: 12,
+                    text: "ARG SPARK=4.3.0".into()
+                },
+                BuildEvent::Output("--> 3b1c".into()),
+                BuildEvent::Output("STEP x: no".into()),
+            ]
+        );
     }
 
     #[test]

@@ -671,6 +671,7 @@ impl FakeEngine {
                 host: format!("fake://in-memory/{}-{n}", std::process::id()),
                 server_version: "fake".to_string(),
                 api_version: "1.41".to_string(),
+                podman: false,
             },
         }
     }

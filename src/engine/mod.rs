@@ -53,6 +53,8 @@ pub struct EngineInfo {
     pub server_version: String,
     /// The API version both sides agreed on, e.g. "1.41".
     pub api_version: String,
+    /// Podman's Docker-compatible service rather than Docker's engine.
+    pub podman: bool,
 }
 
 /// What the engine tells about its machine: what `doctor` weighs a cluster

@@ -174,6 +174,13 @@ async fn make_offline<E: Engine>(
     result
 }
 
+/// Whether debootstrap is on PATH (where making a base runs it from).
+pub fn debootstrap_installed() -> bool {
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| dir.join("debootstrap").is_file())
+    })
+}
+
 async fn debootstrap_and_import<E: Engine>(
     engine: &E,
     reference: &str,

@@ -9,6 +9,9 @@ pub const BIN_DIR: &str = "/opt/sparkbox/bin";
 pub const HEALTHCHECK: &str = "/opt/sparkbox/bin/healthcheck";
 /// The in-container probe (`probe http URL`, `probe tcp HOST:PORT`, …).
 pub const PROBE: &str = "/opt/sparkbox/bin/probe";
+/// Runs a command as `spark` from root (`as-spark CMD…`): every role, and
+/// exec sessions of a cluster whose host user is root.
+pub const AS_SPARK: &str = "/opt/sparkbox/bin/as-spark";
 /// Prints the versions a container runs, live, as JSON.
 pub const MEASURE_VERSIONS: &str = "/opt/sparkbox/bin/measure-versions";
 /// The versions measured at build time.
@@ -140,7 +143,8 @@ mod tests {
             read, table,
             "images/jupyter-spark and model::contract disagree"
         );
-        let entrypoint = names_in(&image_file("bin/entrypoint"));
+        let mut entrypoint = names_in(&image_file("bin/entrypoint"));
+        entrypoint.extend(names_in(&image_file("bin/as-spark")));
         for name in SET_BY_SPARKBOX {
             assert!(
                 entrypoint.contains(*name),
@@ -151,7 +155,7 @@ mod tests {
 
     #[test]
     fn the_image_has_the_programs_of_the_table() {
-        for path in [HEALTHCHECK, PROBE, MEASURE_VERSIONS] {
+        for path in [HEALTHCHECK, PROBE, MEASURE_VERSIONS, AS_SPARK] {
             let inside = path.strip_prefix(BIN_DIR).expect("under bin");
             let embedded = format!("bin{inside}");
             assert!(

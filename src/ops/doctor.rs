@@ -56,6 +56,15 @@ fn finding(level: Level, text: impl Into<String>) -> Finding {
 
 /// The engine itself: where it is and which API it speaks.
 pub fn engine_finding(info: &EngineInfo) -> Finding {
+    if info.podman {
+        return finding(
+            Level::Ok,
+            format!(
+                "podman: engine {} at {}, Docker API {} — what differs from Docker: no swarm, no health status without systemd (sparkbox checks readiness itself), its build's STEP lines",
+                info.server_version, info.host, info.api_version
+            ),
+        );
+    }
     finding(
         Level::Ok,
         format!(
@@ -151,13 +160,20 @@ pub fn port_finding(port: u16, free: bool, fixed: bool, flag: &str) -> Finding {
 }
 
 /// The base image: present, or how it would be had.
-pub fn base_image_finding(base_image: &str, present: bool) -> Finding {
+pub fn base_image_finding(base_image: &str, present: bool, debootstrap: bool) -> Finding {
     if present {
         finding(Level::Ok, format!("base image {base_image}: present"))
+    } else if base::can_make_offline(base_image) && debootstrap {
+        finding(
+            Level::Warn,
+            format!(
+                "base image {base_image}: missing — it will be pulled, or made with debootstrap"
+            ),
+        )
     } else if base::can_make_offline(base_image) {
         finding(
             Level::Warn,
-            format!("base image {base_image}: missing — it will be pulled, or made with debootstrap (install it: apt-get install -y debootstrap)"),
+            format!("base image {base_image}: missing — it will be pulled, or made with debootstrap (not installed: apt-get install -y debootstrap)"),
         )
     } else {
         finding(
@@ -262,7 +278,11 @@ pub async fn check<E: Engine>(
     }
     let base_image = &recipe.base_image;
     let present = engine.image(base_image).await?.is_some();
-    findings.push(base_image_finding(base_image, present));
+    findings.push(base_image_finding(
+        base_image,
+        present,
+        base::debootstrap_installed(),
+    ));
     let tag = recipe.tag();
     findings.push(image_finding(&tag, engine.image(&tag).await?.is_some()));
     let clusters: Vec<(String, String)> =
@@ -470,8 +490,22 @@ mod tests {
             "ok    image img:1: present"
         );
         assert_eq!(image_finding("img:1", false).level, Level::Warn);
-        assert_eq!(base_image_finding("some/other:1", true).level, Level::Ok);
-        assert_eq!(base_image_finding("some/other:1", false).level, Level::Fail);
+        assert_eq!(
+            base_image_finding("some/other:1", true, true).level,
+            Level::Ok
+        );
+        assert_eq!(
+            base_image_finding("some/other:1", false, true).level,
+            Level::Fail
+        );
+        // The install hint only when debootstrap is missing.
+        let default = crate::model::recipe::DEFAULT_BASE_IMAGE;
+        assert!(!base_image_finding(default, false, true)
+            .text
+            .contains("apt-get"));
+        assert!(base_image_finding(default, false, false)
+            .text
+            .contains("apt-get install -y debootstrap"));
         assert_eq!(clusters_finding(&[]).text, "clusters: none");
         assert_eq!(
             clusters_finding(&[

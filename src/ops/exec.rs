@@ -14,8 +14,8 @@ use tokio::sync::mpsc;
 
 use crate::engine::{ContainerState, Engine, ExecChunk, ExecRequest, ExecSession, RunOutput};
 use crate::error::{Error, Result};
-use crate::model::labels;
 use crate::model::spec::{Names, Role};
+use crate::model::{contract, labels};
 use crate::plan::observe::Observed;
 use crate::progress::Progress;
 
@@ -146,23 +146,42 @@ pub async fn find_container<E: Engine>(
     resolve_target(cluster, target, &observed).cloned()
 }
 
-/// The uid and gid of `spark` in a container, from its host-user label.
+/// The uid and gid of `spark` in a container, from its host-user label: a
+/// root host user is not copied (bin/as-spark).
 fn spark_owner(container: &ContainerState) -> (u64, u64) {
     crate::model::labels::Labelled(&container.labels)
         .host_user()
+        .filter(|(u, _)| *u != 0)
         .map(|(u, g)| (u64::from(u), u64::from(g)))
         .unwrap_or((SPARK_UID, SPARK_UID))
+}
+
+/// `request` as it is sent to `container`: a session as `spark` on a
+/// cluster whose host user is root starts as root and goes through the
+/// image's as-spark, which gives it what the services have — `spark`'s uid
+/// and the one capability that reads and writes the root-owned data
+/// directory — since the engine cannot give a non-root exec a capability.
+pub fn as_spark(container: &ContainerState, mut request: ExecRequest) -> ExecRequest {
+    let root_host = crate::model::labels::Labelled(&container.labels)
+        .host_user()
+        .is_some_and(|(u, _)| u == 0);
+    if root_host && request.user.as_deref() == Some(contract::IMAGE_USER) {
+        request.user = Some("root".to_string());
+        request.command.insert(0, contract::AS_SPARK.to_string());
+    }
+    request
 }
 
 /// Runs `request` in `container` with this process's terminal or pipes
 /// attached, and passes its exit code on as an error when it is not 0.
 pub async fn run_attached<E: Engine>(
     engine: &E,
-    container: &str,
-    request: &ExecRequest,
+    container: &ContainerState,
+    request: ExecRequest,
 ) -> Result<()> {
-    let finish = attach(engine, container, request, None).await?;
-    finish.into_result(container)
+    let request = as_spark(container, request);
+    let finish = attach(engine, &container.name, &request, None).await?;
+    finish.into_result(&container.name)
 }
 
 /// A file the user named, read into memory for copying.
@@ -334,22 +353,25 @@ impl Submission {
 /// Runs `command` in `container` as `user` and collects its output.
 async fn run_as<E: Engine>(
     engine: &E,
-    container: &str,
+    container: &ContainerState,
     user: &str,
     command: &[&str],
 ) -> Result<RunOutput> {
-    let request = ExecRequest {
-        command: command.iter().map(|s| s.to_string()).collect(),
-        user: Some(user.to_string()),
-        env: Vec::new(),
-        tty: false,
-        stdin: false,
-    };
+    let request = as_spark(
+        container,
+        ExecRequest {
+            command: command.iter().map(|s| s.to_string()).collect(),
+            user: Some(user.to_string()),
+            env: Vec::new(),
+            tty: false,
+            stdin: false,
+        },
+    );
     let ExecSession {
         id,
         mut output,
         input,
-    } = engine.exec_attached(container, &request).await?;
+    } = engine.exec_attached(&container.name, &request).await?;
     drop(input);
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
     while let Some(chunk) = output.next().await {
@@ -411,13 +433,16 @@ pub async fn submit<E: Engine>(
         dir.clone(),
     ];
     command.extend(submit);
-    let request = ExecRequest {
-        command,
-        user: Some("spark".to_string()),
-        env: Vec::new(),
-        tty: false,
-        stdin: false,
-    };
+    let request = as_spark(
+        &jupyter_state,
+        ExecRequest {
+            command,
+            user: Some(contract::IMAGE_USER.to_string()),
+            env: Vec::new(),
+            tty: false,
+            stdin: false,
+        },
+    );
     progress.phase(&format!("spark-submit {} to {master_url}", app.name));
     progress.finish();
     let stop = StopCommand {
@@ -434,7 +459,14 @@ pub async fn submit<E: Engine>(
     let finish = attach(engine, &jupyter, &request, Some(&stop)).await;
 
     // Best effort: the copied files are not needed any more.
-    match run_as(engine, &jupyter, "spark", &["rm", "-rf", "--", &dir]).await {
+    match run_as(
+        engine,
+        &jupyter_state,
+        contract::IMAGE_USER,
+        &["rm", "-rf", "--", &dir],
+    )
+    .await
+    {
         Ok(out) if out.exit_code == 0 => {}
         Ok(out) => tracing::warn!("could not remove {jupyter}:{dir}: {}", out.stderr.trim()),
         Err(e) => tracing::warn!("could not remove {jupyter}:{dir}: {e}"),
@@ -715,6 +747,34 @@ mod tests {
             ],
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn sessions_as_spark_go_through_as_spark_only_for_a_root_host_user() {
+        let request = |user: &str| ExecRequest {
+            command: vec!["python".into(), "job.py".into()],
+            user: Some(user.to_string()),
+            env: Vec::new(),
+            tty: false,
+            stdin: false,
+        };
+        let mut root = container("c-jupyter", "jupyter", None, "running");
+        root.labels
+            .insert(labels::HOST_USER.to_string(), "0:0".to_string());
+        let sent = as_spark(&root, request("spark"));
+        assert_eq!(sent.user.as_deref(), Some("root"));
+        assert_eq!(sent.command, [contract::AS_SPARK, "python", "job.py"]);
+        assert_eq!(spark_owner(&root), (SPARK_UID, SPARK_UID));
+        // Asked for root by name: root, as asked.
+        let sent = as_spark(&root, request("root"));
+        assert_eq!(sent.command, ["python", "job.py"]);
+        let mut user = container("c-jupyter", "jupyter", None, "running");
+        user.labels
+            .insert(labels::HOST_USER.to_string(), "4242:4243".to_string());
+        let sent = as_spark(&user, request("spark"));
+        assert_eq!(sent.user.as_deref(), Some("spark"));
+        assert_eq!(sent.command, ["python", "job.py"]);
+        assert_eq!(spark_owner(&user), (4242, 4243));
     }
 
     #[test]

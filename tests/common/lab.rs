@@ -99,6 +99,17 @@ impl LabEngine {
     /// Starts a lab engine for test `name`, answering on its socket, or
     /// says why it cannot.
     pub fn start(name: &str) -> Result<LabEngine, String> {
+        LabEngine::start_on_disk(name, None)
+    }
+
+    /// [`LabEngine::start`] with its data root on a disk of `megabytes`
+    /// (a size-limited tmpfs, unmounted on drop): an engine whose disk
+    /// fills.
+    pub fn start_small(name: &str, megabytes: u32) -> Result<LabEngine, String> {
+        LabEngine::start_on_disk(name, Some(megabytes))
+    }
+
+    fn start_on_disk(name: &str, megabytes: Option<u32>) -> Result<LabEngine, String> {
         check_programs()?;
         sweep_orphans("sbxlab");
         static NEXT: AtomicU32 = AtomicU32::new(1);
@@ -123,8 +134,29 @@ impl LabEngine {
             "ip-masq": false,
             "log-driver": "json-file",
         });
+        if let Some(mb) = megabytes {
+            let root = lab.dir.join("root");
+            std::fs::create_dir_all(&root)
+                .map_err(|e| format!("cannot make {}: {e}", root.display()))?;
+            run(
+                "mount",
+                &[
+                    "-t",
+                    "tmpfs",
+                    "-o",
+                    &format!("size={mb}m"),
+                    "sbx-disk",
+                    &root.to_string_lossy(),
+                ],
+            )?;
+        }
         lab.launch(&config, None, None)?;
         Ok(lab)
+    }
+
+    /// Its data root (where a small lab's disk is mounted).
+    pub fn data_root(&self) -> PathBuf {
+        self.dir.join("root")
     }
 
     /// Starts a lab engine for test `name` in the network namespace
@@ -403,7 +435,7 @@ impl LabEngine {
 }
 
 /// Unmounts (lazily, deepest first) every mount at or under `dir`.
-fn unmount_under(dir: &str) {
+pub fn unmount_under(dir: &str) {
     let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap_or_default()
         .lines()

@@ -140,6 +140,46 @@ pub fn exec_as(container: &str, user: &str, command: &[&str]) -> (i64, String, S
     })
 }
 
+/// One process of a container, read from its /proc.
+#[derive(Debug)]
+pub struct Process {
+    pub pid: u32,
+    /// Its effective uid.
+    pub uid: u32,
+    /// Its effective capabilities (the CapEff mask).
+    pub caps: u64,
+    pub name: String,
+}
+
+/// Every process of `container` (the reading shell and awk among them, as
+/// `spark`).
+pub fn processes(container: &str) -> Vec<Process> {
+    let (code, out, err) = exec_as(
+        container,
+        "spark",
+        &[
+            "sh",
+            "-c",
+            "for s in /proc/[0-9]*/status; do awk '/^Name:/{n=$2} /^Pid:/{p=$2} /^Uid:/{u=$3} /^CapEff:/{e=$2} END{print p, u, e, n}' \"$s\" 2>/dev/null; done",
+        ],
+    );
+    assert_eq!(code, 0, "{container}: {err}");
+    out.lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let [pid, uid, caps, name] = f[..] else {
+                panic!("{container}: unreadable line {l:?} in\n{out}")
+            };
+            Process {
+                pid: pid.parse().expect("a pid"),
+                uid: uid.parse().expect("a uid"),
+                caps: u64::from_str_radix(caps, 16).expect("a capability mask"),
+                name: name.to_string(),
+            }
+        })
+        .collect()
+}
+
 /// Executes the notebook at `path` in Jupyter container `jupyter`, headless
 /// (`jupyter nbconvert --execute`), and returns the executed notebook.
 pub fn execute_notebook(jupyter: &str, path: &str) -> serde_json::Value {

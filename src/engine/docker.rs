@@ -51,12 +51,31 @@ pub struct DockerEngine {
     swarm: super::swarm::SwarmRole,
 }
 
-/// The engine address sparkbox will use: DOCKER_HOST or the platform default.
+/// The engine address sparkbox will use: DOCKER_HOST, else Docker's socket,
+/// else Podman's where only Podman's is there.
 pub fn docker_host() -> String {
     std::env::var("DOCKER_HOST")
         .ok()
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string())
+        .unwrap_or_else(|| {
+            let runtime_dir = std::env::var("XDG_RUNTIME_DIR").ok();
+            default_socket(runtime_dir.as_deref(), |p| std::path::Path::new(p).exists())
+        })
+}
+
+/// The default engine socket: Docker's when it is there or nothing is;
+/// otherwise Podman's — the user's (rootless, under `runtime_dir`), then the
+/// system's — when one of those is there.
+fn default_socket(runtime_dir: Option<&str>, exists: impl Fn(&str) -> bool) -> String {
+    const DOCKER: &str = "/var/run/docker.sock";
+    if exists(DOCKER) {
+        return format!("unix://{DOCKER}");
+    }
+    let user = runtime_dir.map(|d| format!("{d}/podman/podman.sock"));
+    user.into_iter()
+        .chain(["/run/podman/podman.sock".to_string()])
+        .find(|p| exists(p))
+        .map_or_else(|| format!("unix://{DOCKER}"), |p| format!("unix://{p}"))
 }
 
 pub use super::error_chain;
@@ -91,9 +110,12 @@ impl DockerEngine {
     /// version down to what the daemon speaks (Docker 20.10 speaks 1.41).
     pub async fn connect() -> Result<DockerEngine> {
         let host = docker_host();
-        // bollard reads DOCKER_HOST itself; an empty value means "default".
+        // bollard reads DOCKER_HOST itself; an empty value means "default",
+        // which may be Podman's socket.
         let docker = if std::env::var("DOCKER_HOST").is_ok_and(|h| !h.is_empty()) {
             Docker::connect_with_defaults()
+        } else if host != "unix:///var/run/docker.sock" {
+            Docker::connect_with_socket(&host, 120, bollard::API_DEFAULT_VERSION)
         } else {
             Docker::connect_with_local_defaults()
         }
@@ -798,8 +820,14 @@ impl Engine for DockerEngine {
         let options = CreateContainerOptionsBuilder::new()
             .name(&spec.name)
             .build();
+        let mut body = spec_to_body(spec);
+        if self.info.podman {
+            if let Some(host) = body.host_config.as_mut() {
+                host.restart_policy = Some(unless_stopped());
+            }
+        }
         self.docker
-            .create_container(Some(options), spec_to_body(spec))
+            .create_container(Some(options), body)
             .await
             .map(|r| r.id)
             .map_err(|e| create_error("container", &spec.name, e))
@@ -851,14 +879,13 @@ impl Engine for DockerEngine {
     }
 
     async fn keep_running(&self, name: &str) -> Result<()> {
-        if self.is_service(name).await?.is_some() {
+        // Podman 4's Docker API cannot update a container: there the policy
+        // was given at create time.
+        if self.info.podman || self.is_service(name).await?.is_some() {
             return Ok(());
         }
         let body = bollard::models::ContainerUpdateBody {
-            restart_policy: Some(bollard::models::RestartPolicy {
-                name: Some(bollard::models::RestartPolicyNameEnum::UNLESS_STOPPED),
-                maximum_retry_count: None,
-            }),
+            restart_policy: Some(unless_stopped()),
             ..Default::default()
         };
         self.docker.update_container(name, body).await.map_err(|e| {
@@ -1308,6 +1335,14 @@ fn create_error(what: &str, name: &str, e: bollard::errors::Error) -> Error {
     }
 }
 
+/// The restart policy of a ready cluster's containers.
+fn unless_stopped() -> bollard::models::RestartPolicy {
+    bollard::models::RestartPolicy {
+        name: Some(bollard::models::RestartPolicyNameEnum::UNLESS_STOPPED),
+        maximum_retry_count: None,
+    }
+}
+
 fn spec_to_body(spec: &ContainerSpec) -> ContainerCreateBody {
     let mut exposed = Vec::new();
     let mut bindings = HashMap::new();
@@ -1654,6 +1689,34 @@ mod tests {
             },
         );
         assert!(matches!(e, Error::DiskFull { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn the_default_socket_is_dockers_then_podmans() {
+        let only = |there: &'static [&'static str]| move |p: &str| there.contains(&p);
+        assert_eq!(
+            default_socket(Some("/run/user/1000"), only(&["/var/run/docker.sock"])),
+            "unix:///var/run/docker.sock"
+        );
+        assert_eq!(
+            default_socket(
+                Some("/run/user/1000"),
+                only(&[
+                    "/run/user/1000/podman/podman.sock",
+                    "/run/podman/podman.sock"
+                ])
+            ),
+            "unix:///run/user/1000/podman/podman.sock"
+        );
+        assert_eq!(
+            default_socket(None, only(&["/run/podman/podman.sock"])),
+            "unix:///run/podman/podman.sock"
+        );
+        // Nothing there: Docker's, which the error then names.
+        assert_eq!(
+            default_socket(None, only(&[])),
+            "unix:///var/run/docker.sock"
+        );
     }
 
     #[test]

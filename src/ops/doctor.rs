@@ -60,7 +60,7 @@ pub fn engine_finding(info: &EngineInfo) -> Finding {
         return finding(
             Level::Ok,
             format!(
-                "podman: engine {} at {}, Docker API {} — what differs from Docker: no swarm, no health status without systemd (sparkbox checks readiness itself), its build's STEP lines",
+                "podman: engine {} at {}, Docker API {} — what differs from Docker: no swarm; no health status without systemd (sparkbox checks readiness itself); the restart policy is given at create time; each exec (sparkbox's readiness checks, exec, submit) keeps two conmon processes for exit_command_delay seconds, 300 by default (`exit_command_delay = 10` under [engine] in containers.conf shortens it)",
                 info.server_version, info.host, info.api_version
             ),
         );

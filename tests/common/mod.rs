@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod lab;
+pub mod podman;
 pub mod registry;
 pub mod swarm;
 

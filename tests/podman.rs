@@ -4,8 +4,8 @@
 //! engine or packages: the image loaded with `sparkbox image load`, `doctor`
 //! naming Podman, `up` ready with every worker registered and the versions
 //! measured alike, a job through `exec`, the conmon processes Podman keeps
-//! after execs bounded, `scale`, `stop`/`start`, and `down --volumes`
-//! leaving nothing. (The image is built by Docker and saved: a build inside
+//! after execs bounded, `scale`, `stop`/`start`, the image saved back out
+//! and loaded again, and `down --volumes` leaving nothing. (The image is built by Docker and saved: a build inside
 //! the namespace would need the package mirrors, which it must not reach.)
 
 mod common;
@@ -119,6 +119,15 @@ fn a_cluster_on_podman() {
     assert_eq!(code, 0, "start on Podman:\n{out}\n{err}");
     let (code, out, err) = sbx(&lab, work, &["status", "-n", &name]);
     assert_eq!(code, 0, "not ready after start on Podman:\n{out}\n{err}");
+
+    // The image back out of Podman, as `image load` takes it.
+    let saved = tmp.path().join("from-podman.tar");
+    let saved_path = saved.to_string_lossy().into_owned();
+    let (code, out, err) = sbx(&lab, work, &["image", "save", &saved_path]);
+    assert_eq!(code, 0, "image save on Podman:\n{out}\n{err}");
+    let (code, out, err) = sbx(&lab, work, &["image", "load", &saved_path]);
+    assert_eq!(code, 0, "loading what Podman saved:\n{out}\n{err}");
+    let _ = std::fs::remove_file(&saved);
 
     let (code, out, err) = sbx(&lab, work, &["down", "--volumes", "-n", &name]);
     assert_eq!(code, 0, "down on Podman:\n{out}\n{err}");

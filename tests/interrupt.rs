@@ -87,3 +87,60 @@ fn ctrl_c_at_three_points_of_up_then_up_finishes_the_cluster() {
         assert_eq!(code, 0, "{err}");
     }
 }
+
+/// What a late create leaves on this engine (API 1.41 lets two networks
+/// share a name): a network of the cluster's name made behind `up`'s back.
+/// `create_network` then keeps one, `down`'s removal by name takes every
+/// one of the cluster's, and one that is not the cluster's is a name
+/// conflict that leaves nothing of the cluster's behind.
+#[test]
+fn a_second_network_of_the_clusters_name_is_not_kept() {
+    use sparkbox::engine::Engine;
+    use sparkbox::model::labels;
+    let Some(engine) = docker("a_second_network_of_the_clusters_name_is_not_kept") else {
+        return;
+    };
+    let name = cluster_name("dupnet");
+    let _guard = ClusterGuard::new(&name);
+    let net = format!("{name}-net");
+    let ours = std::collections::HashMap::from([(labels::CLUSTER.to_string(), name.clone())]);
+    let behind_the_back =
+        |labels: std::collections::HashMap<String, String>| {
+            common::block_on(engine.client().create_network(
+                bollard::models::NetworkCreateRequest {
+                    name: net.clone(),
+                    labels: Some(labels),
+                    ..Default::default()
+                },
+            ))
+            .expect("a network made directly")
+        };
+    let named = || {
+        let out = Command::new("docker")
+            .args(["network", "ls", "-q", "--filter", &format!("name=^{net}$")])
+            .output()
+            .expect("docker network ls");
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    };
+    behind_the_back(ours.clone());
+    common::block_on(engine.create_network(&net, ours.clone())).expect("create");
+    assert_eq!(named(), 1, "two networks named {net} after create");
+    behind_the_back(ours.clone());
+    assert_eq!(
+        named(),
+        2,
+        "this engine refused a second network of one name"
+    );
+    common::block_on(engine.remove_network(&net)).expect("remove both");
+    assert_eq!(named(), 0);
+    // Someone else's network of that name: a name conflict, and the
+    // cluster's new one is gone again.
+    let theirs = behind_the_back(Default::default());
+    let err = common::block_on(engine.create_network(&net, ours)).expect_err("a conflict");
+    assert!(
+        matches!(err, sparkbox::error::Error::NameConflict { .. }),
+        "{err:?}"
+    );
+    assert_eq!(named(), 1);
+    common::block_on(engine.client().remove_network(&theirs.id)).expect("theirs goes");
+}

@@ -216,9 +216,8 @@ impl DockerEngine {
             .map_err(|e| engine_error("list networks", "the network list", e))
     }
 
-    /// The networks named exactly `name`, oldest first: (ID, creation
-    /// time, the cluster its label names).
-    async fn networks_named(&self, name: &str) -> Result<Vec<(String, String, Option<String>)>> {
+    /// The networks named exactly `name`: (ID, the cluster its label names).
+    async fn networks_named(&self, name: &str) -> Result<Vec<(String, Option<String>)>> {
         let list = self
             .network_list(HashMap::from([(
                 "name".to_string(),
@@ -226,38 +225,31 @@ impl DockerEngine {
             )]))
             .await?;
         // The engine's name filter matches parts of names too.
-        let mut same: Vec<(String, String, Option<String>)> = list
+        Ok(list
             .into_iter()
             .filter(|n| n.name.as_deref() == Some(name))
             .filter_map(|n| {
-                let cluster = n
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(labels::CLUSTER).cloned());
-                Some((
-                    n.id?,
-                    n.created.map(|c| c.to_string()).unwrap_or_default(),
-                    cluster,
-                ))
+                let cluster = n.labels.and_then(|l| l.get(labels::CLUSTER).cloned());
+                Some((n.id?, cluster))
             })
-            .collect();
-        same.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
-        Ok(same)
+            .collect())
     }
 
     /// After creating the network `id` named `name` for `cluster`: an engine
     /// that allows two networks of one name (API 1.41 and before) may now
     /// hold two — a create whose client was interrupted finishes after the
     /// next `up` looked — and a container joining by name would then find it
-    /// ambiguous. The cluster keeps the oldest of its own; one of the same
-    /// name that is not the cluster's is a name conflict, and the new one
-    /// goes again.
+    /// ambiguous. The cluster keeps the one just made (no container has
+    /// joined either); one of the same name that is not the cluster's is a
+    /// name conflict, and the new one goes again.
     async fn one_network_named(&self, name: &str, id: &str, cluster: Option<&str>) -> Result<()> {
-        let same = self.networks_named(name).await?;
-        if same.len() <= 1 {
-            return Ok(());
-        }
-        if same.iter().any(|(_, _, c)| c.as_deref() != cluster) {
+        let others: Vec<(String, Option<String>)> = self
+            .networks_named(name)
+            .await?
+            .into_iter()
+            .filter(|(other, _)| other != id)
+            .collect();
+        if others.iter().any(|(_, c)| c.as_deref() != cluster) {
             self.remove_network_patiently(id, name).await?;
             return Err(Error::name_conflict(
                 format!("create network {name}"),
@@ -266,8 +258,8 @@ impl DockerEngine {
                 "a network of that name that is not this cluster's exists".to_string(),
             ));
         }
-        for (extra, _, _) in same.iter().skip(1) {
-            self.remove_network_patiently(extra, name).await?;
+        for (other, _) in &others {
+            self.remove_network_patiently(other, name).await?;
         }
         Ok(())
     }
@@ -770,11 +762,12 @@ impl Engine for DockerEngine {
 
     async fn remove_network(&self, name: &str) -> Result<()> {
         // Several networks of one name (an engine that allows it, after a
-        // create raced another): the name is ambiguous, each goes by its ID.
+        // create raced another): the name is ambiguous, and each of the
+        // clusters' own goes by its ID — never one without sparkbox's label.
         let same = self.networks_named(name).await?;
         if same.len() > 1 {
-            for (id, _, _) in same {
-                self.remove_network_patiently(&id, name).await?;
+            for (id, _) in same.iter().filter(|(_, cluster)| cluster.is_some()) {
+                self.remove_network_patiently(id, name).await?;
             }
             return Ok(());
         }

@@ -149,7 +149,7 @@ pub async fn find_container<E: Engine>(
 /// The uid and gid of `spark` in a container, from its host-user label: a
 /// root host user is not copied (bin/as-spark).
 fn spark_owner(container: &ContainerState) -> (u64, u64) {
-    crate::model::labels::Labelled(&container.labels)
+    labels::Labelled(&container.labels)
         .host_user()
         .filter(|(u, _)| *u != 0)
         .map(|(u, g)| (u64::from(u), u64::from(g)))
@@ -162,7 +162,7 @@ fn spark_owner(container: &ContainerState) -> (u64, u64) {
 /// and the one capability that reads and writes the root-owned data
 /// directory — since the engine cannot give a non-root exec a capability.
 pub fn as_spark(container: &ContainerState, mut request: ExecRequest) -> ExecRequest {
-    let root_host = crate::model::labels::Labelled(&container.labels)
+    let root_host = labels::Labelled(&container.labels)
         .host_user()
         .is_some_and(|(u, _)| u == 0);
     if root_host && request.user.as_deref() == Some(contract::IMAGE_USER) {

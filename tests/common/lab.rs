@@ -594,7 +594,16 @@ impl Drop for LabEngine {
 /// A lab engine for `test`, or None (with the reason printed) when one
 /// cannot be started here; under CI=true that fails the test instead.
 pub fn lab_engine(test: &str) -> Option<LabEngine> {
-    match LabEngine::start(test) {
+    started_or_skipped(test, LabEngine::start(test))
+}
+
+/// [`lab_engine`] on a disk of `megabytes` ([`LabEngine::start_small`]).
+pub fn small_lab_engine(test: &str, megabytes: u32) -> Option<LabEngine> {
+    started_or_skipped(test, LabEngine::start_small(test, megabytes))
+}
+
+fn started_or_skipped(test: &str, started: Result<LabEngine, String>) -> Option<LabEngine> {
+    match started {
         Ok(lab) => Some(lab),
         Err(why) => {
             if std::env::var("CI").as_deref() == Ok("true") {

@@ -7,6 +7,9 @@
 set -eu
 
 CTX=/tmp/sparkbox-build
+# Each part says how long it took (in the build's output: sparkbox build -v).
+TP=$(date +%s)
+took() { t=$(date +%s); echo "sparkbox: $1 in $((t - TP)) s"; TP=$t; }
 # The recipe sparkbox writes into the context: the pins, EXPECTED_VERSIONS,
 # EXTRA_PYTHON_PACKAGES and PIP_INDEX_URL, as shell assignments. (Proxies are
 # the builder's predefined build args, in the environment already.)
@@ -56,20 +59,9 @@ if [ -s "$CA" ]; then
     set -- -o "Acquire::https::CAInfo=$CA"
 fi
 apt-get "$@" update
-apt-get "$@" install -y --no-install-recommends \
-    "$JAVA_PACKAGE" python3 python3-venv tini procps ca-certificates
-apt-get clean
-rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/cache/debconf/*-old \
-       /var/log/apt /var/log/dpkg.log /var/log/alternatives.log \
-       /usr/share/man/* /usr/share/info/* /usr/share/lintian/* /usr/share/locale/*
-find /usr/share/doc -mindepth 1 -type f ! -name copyright -delete 2>/dev/null || true
-find /usr/share/doc -mindepth 1 -type d -empty -delete 2>/dev/null || true
-
-# JAVA_HOME independent of the Java package: /opt/sparkbox/java -> the JVM dir.
-mkdir -p /opt/sparkbox
-java_bin=$(readlink -f "$(command -v java)")
-ln -sfn "${java_bin%/bin/java}" /opt/sparkbox/java
-/opt/sparkbox/java/bin/java -version
+# Python first: pip then installs the pinned packages in the background
+# while apt installs Java (the two share nothing but the network).
+apt-get "$@" install -y --no-install-recommends python3 python3-venv ca-certificates
 
 # ---- python venv + pinned packages --------------------------------------
 python3 -m venv "$VENV"
@@ -91,8 +83,10 @@ fi
 # about 0.9 s of CPU at every start of the Jupyter server (and of nbconvert).
 # With it installed jsonschema uses its regular expressions instead.
 RFC3987_VERSION=1.3.8
+# --no-compile: the byte code is compiled afterwards on every core (pip
+# compiles one file after the other).
 # shellcheck disable=SC2086  # EXTRA_PYTHON_PACKAGES is a space-separated list
-"$VENV/bin/pip" install --no-cache-dir \
+"$VENV/bin/pip" install --no-cache-dir --no-compile \
     "pyspark==$PYSPARK_VERSION" \
     "py4j==$PY4J_VERSION" \
     "numpy==$NUMPY_VERSION" \
@@ -100,8 +94,35 @@ RFC3987_VERSION=1.3.8
     "pyarrow==$PYARROW_VERSION" \
     "jupyterlab==$JUPYTERLAB_VERSION" \
     "rfc3987==$RFC3987_VERSION" \
-    $EXTRA_PYTHON_PACKAGES
+    $EXTRA_PYTHON_PACKAGES > /tmp/sparkbox-pip.log 2>&1 &
+pip_pid=$!
 
+apt-get "$@" install -y --no-install-recommends "$JAVA_PACKAGE" tini procps
+apt-get clean
+rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/cache/debconf/*-old \
+       /var/log/apt /var/log/dpkg.log /var/log/alternatives.log \
+       /usr/share/man/* /usr/share/info/* /usr/share/lintian/* /usr/share/locale/*
+find /usr/share/doc -mindepth 1 -type f ! -name copyright -delete 2>/dev/null || true
+find /usr/share/doc -mindepth 1 -type d -empty -delete 2>/dev/null || true
+
+# JAVA_HOME independent of the Java package: /opt/sparkbox/java -> the JVM dir.
+mkdir -p /opt/sparkbox
+java_bin=$(readlink -f "$(command -v java)")
+ln -sfn "${java_bin%/bin/java}" /opt/sparkbox/java
+/opt/sparkbox/java/bin/java -version
+took "apt: Java, Python"
+
+if ! wait "$pip_pid"; then
+    cat /tmp/sparkbox-pip.log
+    echo "sparkbox: pip could not install the pinned packages (above)" >&2
+    exit 1
+fi
+cat /tmp/sparkbox-pip.log
+# Compile errors are ignored, as pip ignores them (some packages ship
+# templates named .py); the compile is waited for before the cleanup.
+"$VENV/bin/python" -m compileall -q -j 0 "$VENV/lib" > /dev/null 2>&1 &
+compile_pid=$!
+took "pip: the pinned packages"
 # SPARK_HOME independent of the python minor: /opt/sparkbox/spark -> pyspark dir.
 spark_dir=$("$VENV/bin/python" -c 'import importlib.util, os; print(os.path.dirname(importlib.util.find_spec("pyspark").origin))')
 ln -sfn "$spark_dir" /opt/sparkbox/spark
@@ -157,6 +178,7 @@ env -i "$@" HOME=/root SPARK_PRINT_LAUNCH_COMMAND=1 \
 test -s /opt/sparkbox/daemon-java-cmd
 chmod 0644 /opt/sparkbox/daemon-java-cmd
 
+took "the user, bin/ and the measured versions"
 # ---- the notebook driver: launch line and class data sharing archive -------
 # sbx_driver starts a notebook's driver JVM without spark-submit's launcher
 # JVM, from the line the launcher makes (driver-launch.json), and maps the
@@ -177,6 +199,9 @@ mkdir -p /tmp/sparkbox-dump
 chmod 0644 /opt/sparkbox/driver-launch.json /opt/sparkbox/driver.jsa
 ls -l /opt/sparkbox/driver.jsa
 
+took "the driver launch line and class archive"
+wait "$compile_pid" || true
+took "the byte code"
 # ---- cleanup: the context (CA, recipe), caches, build-time settings --------
 rm -f /etc/dpkg/dpkg.cfg.d/02-sparkbox-build-unsafe-io
 rm -rf /root/.cache /tmp/* /tmp/.[!.]* /var/tmp/*

@@ -105,7 +105,7 @@ def command(extra_options=(), with_conf_dir=True):
         classpath.append(conf_dir())
     cmd = [launch["java"], "-cp", ":".join(classpath), "-Xmx" + props.get("spark.driver.memory", "1g")]
     cmd += launch["options"]
-    if os.path.isfile(ARCHIVE) and not any(o.startswith(("-XX:ArchiveClassesAtExit", "-XX:DumpLoadedClassList")) for o in extra_options):
+    if os.path.isfile(ARCHIVE) and not any(o.startswith("-XX:DumpLoadedClassList") for o in extra_options):
         cmd += _ARCHIVE_OPTIONS
     cmd += list(extra_options) + java_options
     cmd += ["org.apache.spark.deploy.SparkSubmit", "pyspark-shell"]
@@ -219,7 +219,9 @@ def _hot_jars_first(classpath, classlist):
     JVM finds each class's jar by comparing it with the class path's entries
     in turn, two stat calls an entry: on some storage (fuse-overlayfs) each
     is a round trip, and with Spark's own jars at the end of the alphabet
-    that was ~4.7 million of them, two thirds of the build's time."""
+    the dump took 189 s here in alphabetical order, 26 s in this one. The
+    order is checked: a class of two jars that would now resolve from the
+    other fails the build."""
     import heapq
     import zipfile
     from collections import defaultdict
@@ -262,7 +264,13 @@ def _hot_jars_first(classpath, classlist):
             waiting[other] -= 1
             if waiting[other] == 0:
                 heapq.heappush(ready, (-count[other], index[other], other))
-    return order if len(order) == len(classpath) else classpath
+    if len(order) != len(classpath):
+        return classpath  # a jar listed twice: keep the order as it was
+    position = {jar: i for i, jar in enumerate(order)}
+    for found in owners.values():
+        if len(found) > 1 and min(found, key=position.get) != found[0]:
+            raise SystemExit("sparkbox: reordering the class path would load %s from another jar" % found[0])
+    return order
 
 
 def dump(archive):
